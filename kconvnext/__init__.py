@@ -1,0 +1,25 @@
+"""kconvnext: ConvNeXt, ResNet and ResNeXt for Keras 3, trained with the ConvNeXt recipe."""
+import functools as _functools
+
+from kconvnext import layers
+from kconvnext.models import create_model, get_spec, list_models
+
+__version__ = "0.1.0"
+
+
+def _direct_builder(name):
+    @_functools.wraps(create_model)
+    def build(**kwargs):
+        return create_model(name, **kwargs)
+
+    build.__name__ = name
+    build.__qualname__ = name
+    build.__doc__ = f"Build `{name}` as a plain keras.Model; see kconvnext.create_model for options."
+    return build
+
+
+# kconvnext.convnext_t(...), kconvnext.resnet50(...), ...: one function per registered variant.
+for _name in list_models():
+    globals()[_name] = _direct_builder(_name)
+
+__all__ = ["create_model", "get_spec", "layers", "list_models", *list_models()]

@@ -1,0 +1,58 @@
+"""`cli.py models`: every registered variant with its parameter count and GFLOPs."""
+import argparse
+import json
+
+EXAMPLES = """examples:
+  python cli.py models                      # all variants at 224 px, 1000 classes
+  python cli.py models --family resnext
+  python cli.py models --small-input --image-size 32 --num-classes 10   # CIFAR-sized
+  python cli.py models --json models.json
+"""
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "models", help="list registered models with parameters and GFLOPs",
+        description="List every registered model with its parameter count and GFLOPs "
+                    "(multiply-adds, the papers' convention) at the chosen resolution.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--family", choices=["convnext", "resnet", "resnext"], help="only this family")
+    p.add_argument("--image-size", type=int, default=None, help="resolution (default: each model's own, 224)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--small-input", action="store_true", help="the 32x32 (CIFAR) stem option")
+    p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    p.set_defaults(func=run)
+
+
+def model_table(family=None, image_size=None, num_classes=1000, small_input=False):
+    """Rows of (name, family, params, GFLOPs, resolution), building each model once."""
+    import keras
+
+    from kconvnext.flops import count_macs, count_params
+    from kconvnext.models import create_model, get_spec, list_models
+
+    rows = []
+    for name in list_models(family):
+        spec = get_spec(name)
+        size = image_size or spec.default_size
+        model = create_model(name, input_shape=(size, size, 3), num_classes=num_classes,
+                             small_input=small_input)
+        rows.append({
+            "model": name, "family": spec.family, "params": count_params(model),
+            "gflops": round(count_macs(model) / 1e9, 3), "image_size": size,
+        })
+        del model
+        keras.backend.clear_session()
+    return rows
+
+
+def run(args):
+    rows = model_table(args.family, args.image_size, args.num_classes, args.small_input)
+    print(f"{'model':<20} {'family':<9} {'params':>14} {'GFLOPs':>8} {'size':>5}")
+    for r in rows:
+        print(f"{r['model']:<20} {r['family']:<9} {r['params']:>14,} {r['gflops']:>8.2f} {r['image_size']:>5}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 0

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="kconvnext",
+    version="0.1.0",
+    description="ConvNeXt, ResNet and ResNeXt for Keras 3: train on your images, export to TF Serving and TFLite.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kconvnext", "kconvnext.*"]),
+    include_package_data=True,
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<3.16",
+        "numpy>=1.26",
+        "PyYAML>=6",
+        "matplotlib>=3.8",
+        "safetensors>=0.4",
+        "pillow>=10",
+        "ai-edge-litert>=2.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "jax[cpu]>=0.4.30"],
+    },
+    entry_points={"console_scripts": ["kconvnext=kconvnext.commands:main"]},
+)

@@ -1,0 +1,27 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("KCONVNEXT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real data sets beside the checkout (../shared/data); tests never download."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"Real test data not found at {SHARED_DATA}; set KCONVNEXT_SHARED_DATA.")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def catsdogs_dir(shared_data):
+    return shared_data / "cats_and_dogs_filtered"
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(shared_data):
+    return shared_data / "cifar-10-batches-py"

@@ -1,0 +1,128 @@
+"""Model zoo: exact parameter counts, shapes, options, registry errors, serialization."""
+import keras
+import numpy as np
+import pytest
+
+import kconvnext
+from kconvnext.flops import count_macs, count_params
+
+# Published / timm parameter counts at 1000 classes (BatchNorm running stats excluded).
+REFERENCE_PARAMS = {
+    "convnext_t": 28_589_128,
+    "convnext_s": 50_223_688,
+    "convnext_b": 88_591_464,
+    "convnext_l": 197_767_336,
+    "convnext_xl": 350_196_968,
+    "resnet50": 25_557_032,
+    "resnext50_32x4d": 25_028_904,
+    "resnet18": 11_689_512,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_parameter_counts_match_references(name):
+    model = kconvnext.create_model(name)
+    assert count_params(model) == REFERENCE_PARAMS[name]
+    keras.backend.clear_session()
+
+
+def test_gflops_match_published_figures():
+    # Papers: ConvNeXt-T 4.5, ResNet-50 4.1 (multiply-adds, 224 px).
+    assert count_macs(kconvnext.convnext_t()) / 1e9 == pytest.approx(4.47, abs=0.03)
+    assert count_macs(kconvnext.resnet50()) / 1e9 == pytest.approx(4.11, abs=0.03)
+
+
+def test_every_variant_is_registered_and_has_a_direct_function():
+    expected = {
+        "convnext_atto", "convnext_femto", "convnext_pico", "convnext_nano", "convnext_t",
+        "convnext_s", "convnext_b", "convnext_l", "convnext_xl", "resnet18", "resnet34",
+        "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+        "resnext101_64x4d",
+    }
+    assert set(kconvnext.list_models()) == expected
+    for name in expected:
+        assert callable(getattr(kconvnext, name))
+
+
+def test_unknown_model_suggests_close_match():
+    with pytest.raises(ValueError, match=r"convnext_t"):
+        kconvnext.create_model("convnext_tiny")
+
+
+@pytest.mark.parametrize("name,stage1", [("convnext_atto", 16), ("resnet18", 32)])
+def test_small_input_option_keeps_resolution_for_cifar(name, stage1):
+    model = kconvnext.create_model(name, input_shape=(32, 32, 3), num_classes=10, small_input=True)
+    first = model.get_layer("stem" if name.startswith("convnext") else "layer1_0")
+    assert first.output.shape[1] == stage1
+    out = model(np.random.uniform(0, 255, (2, 32, 32, 3)).astype("float32"))
+    assert out.shape == (2, 10)
+
+
+def test_include_top_false_returns_features_and_pooled_features():
+    fmap = kconvnext.convnext_atto(include_top=False, pooling=None, input_shape=(64, 64, 3))
+    assert fmap.output.shape[1:] == (2, 2, 320)
+    pooled = kconvnext.resnet18(include_top=False, pooling="avg", input_shape=(64, 64, 3))
+    assert pooled.output.shape[1:] == (512,)
+
+
+def test_model_is_a_plain_fittable_keras_model():
+    model = kconvnext.convnext_atto(num_classes=3, input_shape=(32, 32, 3), small_input=True,
+                                    drop_path_rate=0.1)
+    assert isinstance(model, keras.Model)  # a plain functional model, no subclass
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = np.arange(8) % 3
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("name", ["convnext_atto", "resnet18", "resnext50_32x4d"])
+def test_keras_file_round_trip_without_custom_objects(tmp_path, name):
+    model = kconvnext.create_model(name, num_classes=5, input_shape=(64, 64, 3), drop_path_rate=0.1)
+    x = np.random.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    # Make BatchNorm statistics non-trivial so the round trip checks them too.
+    model(x, training=True)
+    expected = model.predict(x, verbose=0)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    keras.backend.clear_session()
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_conv_implementations_are_numerically_identical():
+    from kconvnext.layers import GroupedConv2D
+
+    x = np.random.rand(2, 9, 9, 64).astype("float32")
+    native = GroupedConv2D(64, 3, strides=2, groups=32, implementation="native")
+    split = GroupedConv2D(64, 3, strides=2, groups=32, implementation="split")
+    native.build(x.shape)
+    split.build(x.shape)
+    split.kernel.assign(native.kernel)
+    np.testing.assert_allclose(split(x), native(x), atol=1e-6)
+    conv = keras.layers.Conv2D(64, 3, strides=2, groups=32, use_bias=False)
+    conv.build(x.shape)
+    conv.kernel.assign(native.kernel)
+    np.testing.assert_allclose(native(x), conv(x), atol=1e-6)
+
+
+def test_drop_path_is_identity_at_inference_and_drops_samples_in_training():
+    from kconvnext.layers import DropPath
+
+    layer = DropPath(0.5, seed=1)
+    x = np.ones((64, 4, 4, 8), "float32")
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    y = np.asarray(layer(x, training=True))
+    per_sample = y.reshape(64, -1)
+    assert set(np.unique(per_sample)) <= {0.0, 2.0}
+    assert 0 < (per_sample[:, 0] == 0).sum() < 64
+
+
+def test_bad_arguments_give_clear_errors():
+    with pytest.raises(ValueError, match="input_shape"):
+        kconvnext.convnext_atto(input_shape=(32, 32))
+    with pytest.raises(ValueError, match="pooling"):
+        kconvnext.resnet18(include_top=False, pooling="mean")
+    with pytest.raises(ValueError, match="rate"):
+        kconvnext.layers.DropPath(1.5)
