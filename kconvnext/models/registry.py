@@ -38,7 +38,16 @@ def get_spec(name):
     return _REGISTRY[name]
 
 
-def create_model(name, **kwargs):
-    """Build a registered model by name; kwargs override its builder's defaults."""
+def create_model(name, weights=None, **kwargs):
+    """Build a registered model by name; kwargs override its builder's defaults.
+
+    weights: path to a timm / torchvision / official ConvNeXt checkpoint (`.safetensors` or
+    `.pth`) loaded with `kconvnext.weights.load_weights` (a head of another size is kept fresh).
+    """
     spec = get_spec(name)
-    return spec.builder(name=name, **{**spec.arch, **kwargs})
+    model = spec.builder(name=name, **{**spec.arch, **kwargs})
+    if weights is not None:
+        from kconvnext.weights import load_weights  # late: keeps the registry import-cycle free
+
+        load_weights(model, weights)
+    return model

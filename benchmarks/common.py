@@ -1,0 +1,67 @@
+"""Timing helpers shared by the benchmarks: medians after warm-up, a matmul peak, table + JSON."""
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def median_seconds(fn, warmup=2, repeats=5):
+    """Median wall time of fn() over `repeats` calls after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(n=2048, repeats=5):
+    """Achieved fp32 GFLOP/s of a large TF matmul: the machine's practical compute ceiling."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    mm = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    seconds = median_seconds(lambda: mm().numpy(), warmup=2, repeats=repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def machine():
+    import keras
+    import tensorflow as tf
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def print_table(rows, columns):
+    """rows: list of dicts; columns: list of (key, header, format)."""
+    widths = [max(len(h), *(len(fmt.format(r[k])) for r in rows)) for k, h, fmt in columns]
+    print("  ".join(h.ljust(w) for (_, h, _), w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(fmt.format(r[k]).ljust(w) for (k, _, fmt), w in zip(columns, widths)))
+
+
+def write_json(name, payload):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"machine": machine(), **payload}
+    path.write_text(json.dumps(payload, indent=2, default=float))
+    print(f"wrote {path}")
+    return path
+
+
+def random_images(batch, size, seed=0):
+    return np.random.RandomState(seed).uniform(0, 255, (batch, size, size, 3)).astype("float32")
