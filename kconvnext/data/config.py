@@ -1,0 +1,93 @@
+"""The data contract's two types: what the caller asks for (AugmentConfig) and gets (DataBundle).
+
+See docs/CONTRIBUTING_NOTES.md; the trainer, the benchmark and the tests rely on these names.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation knobs of the ConvNeXt recipe; every one can be switched off.
+
+    randaugment_magnitude follows timm (0..10; the recipe's "rand-m9-mstd0.5" is 9) and becomes
+    Keras' RandAugment factor = magnitude / 10. mixup_alpha / cutmix_alpha of 0 switch that mix off;
+    mix_prob is the chance that a batch is mixed at all and mix_switch_prob the chance that a mixed
+    batch uses CutMix rather than MixUp. random_erasing is the per-image erasing probability.
+    eval_crop_ratio: validation resizes the shorter side to image_size / ratio, then center-crops.
+    """
+
+    random_resized_crop: bool = True
+    crop_scale: tuple = (0.08, 1.0)
+    hflip: bool = True
+    randaugment: bool = True
+    randaugment_magnitude: float = 9
+    randaugment_num_ops: int = 2
+    mixup_alpha: float = 0.8
+    cutmix_alpha: float = 1.0
+    mix_switch_prob: float = 0.5
+    mix_prob: float = 1.0
+    random_erasing: float = 0.25
+    eval_crop_ratio: float = 0.875
+
+    def __post_init__(self):
+        checks = [
+            (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
+             "crop_scale must be (low, high) with 0 < low <= high <= 1"),
+            (0 <= self.randaugment_magnitude <= 10, "randaugment_magnitude must be in [0, 10] (timm's scale)"),
+            (int(self.randaugment_num_ops) >= 1, "randaugment_num_ops must be >= 1"),
+            (0 <= self.mixup_alpha <= 1, "mixup_alpha must be in [0, 1] (keras.layers.MixUp's range)"),
+            (0 <= self.cutmix_alpha <= 1, "cutmix_alpha must be in [0, 1] (keras.layers.CutMix's factor range)"),
+            (0 <= self.mix_switch_prob <= 1 and 0 <= self.mix_prob <= 1, "mix probabilities must be in [0, 1]"),
+            (0 <= self.random_erasing <= 1, "random_erasing is a probability in [0, 1]"),
+            (0 < self.eval_crop_ratio <= 1, "eval_crop_ratio must be in (0, 1]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"AugmentConfig: {message}; got {self}.")
+
+    @classmethod
+    def none(cls):
+        """Every augmentation off: training batches look like validation batches."""
+        return cls(random_resized_crop=False, hflip=False, randaugment=False, mixup_alpha=0.0,
+                   cutmix_alpha=0.0, mix_prob=0.0, random_erasing=0.0)
+
+    @classmethod
+    def resolve(cls, augment):
+        """None -> defaults; a dict -> those fields over the defaults; an AugmentConfig as is."""
+        if augment is None:
+            return cls()
+        if isinstance(augment, cls):
+            return augment
+        if isinstance(augment, dict):
+            unknown = sorted(set(augment) - {f.name for f in dataclasses.fields(cls)})
+            if unknown:
+                raise ValueError(f"Unknown AugmentConfig field(s) {unknown}; valid: "
+                                 f"{[f.name for f in dataclasses.fields(cls)]}.")
+            return cls(**augment)
+        raise TypeError("augment must be an AugmentConfig, a dict of its fields or None, "
+                        f"got {type(augment).__name__}.")
+
+    @property
+    def mixes(self):
+        return self.mix_prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
+
+
+@dataclass
+class DataBundle:
+    """Train and validation datasets of (float32 pixels in [0, 255], float32 one-hot labels) + facts."""
+
+    train: object
+    validation: object
+    class_names: list
+    train_count: int
+    validation_count: int
+    class_counts: dict
+    skipped: list = field(default_factory=list)
+    normalization: str = "imagenet"
+    small_input: bool = False
+    image_size: int = 224
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)

@@ -1,0 +1,64 @@
+"""kconvnext.data.load: one call from a data set name to train/validation datasets and their facts."""
+import numpy as np
+
+from kconvnext.data.config import AugmentConfig, DataBundle
+from kconvnext.data.pipeline import train_dataset, validation_dataset
+from kconvnext.data.scan import report_skipped, scan_files
+from kconvnext.data.sources import SOURCES
+from kconvnext.data.sources.base import FileSplit
+from kconvnext.data.split import stratified_limit
+
+DEFAULT_IMAGE_SIZE = 224
+
+
+def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment=None, validation_fraction=0.1,
+         limit=None, output_dir=None, shuffle_buffer=None):
+    """Train and validation tf.data.Datasets of (float32 [0, 255] images, one-hot labels) + class facts.
+
+    name: "catsdogs" | "cifar10" | "folder" (folder needs data_dir). image_size defaults to the data
+    set's native size for CIFAR (32) and 224 for image files. limit: at most this many images per split
+    (stratified, seeded). Unusable image files are skipped, warned about and listed in
+    DataBundle.skipped (and output_dir/skipped_files.txt).
+    """
+    if name not in SOURCES:
+        raise ValueError(f"Unknown data set {name!r}; use one of {sorted(SOURCES)} (folder: --data-dir DIR).")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    config = AugmentConfig.resolve(augment)
+    source = SOURCES[name](data_dir, validation_fraction=validation_fraction, seed=seed)
+    image_size = int(image_size or source.native_size or DEFAULT_IMAGE_SIZE)
+    train = source.train.subset(stratified_limit(source.train.labels, limit, seed))
+    validation = source.validation.subset(stratified_limit(source.validation.labels, limit, seed))
+    skipped = []
+    if isinstance(train, FileSplit):
+        train, validation, skipped = _drop_unusable(train, validation)
+        report_skipped(skipped, output_dir)
+    counts = {"train": _counts(train, source, "train"), "validation": _counts(validation, source, "validation")}
+    kwargs = dict(num_classes=len(source.class_names), image_size=image_size, batch_size=int(batch_size),
+                  config=config)
+    return DataBundle(
+        train=train_dataset(train, seed=int(seed), shuffle_buffer=shuffle_buffer, **kwargs),
+        validation=validation_dataset(validation, **kwargs),
+        class_names=list(source.class_names), train_count=len(train), validation_count=len(validation),
+        class_counts=counts, skipped=skipped, normalization=source.normalization,
+        small_input=image_size < 64, image_size=image_size,
+    )
+
+
+def _drop_unusable(train, validation):
+    usable, skipped = scan_files(train.paths + validation.paths)
+    keep = [
+        FileSplit([u for u in part if u is not None], split.labels[[u is not None for u in part]])
+        for part, split in ((usable[:len(train)], train), (usable[len(train):], validation))
+    ]
+    return keep[0], keep[1], skipped
+
+
+def _counts(split, source, which):
+    """{class: n}; never silently train on zero images of a split or (for train) of a class."""
+    per_class = np.bincount(np.asarray(split.labels, dtype=np.int64), minlength=len(source.class_names))
+    if which == "train" and (per_class == 0).any() or len(split) == 0:
+        empty = [n for n, c in zip(source.class_names, per_class) if c == 0]
+        raise ValueError(f"No usable {which} images for class(es) {empty} in {source.location!r} "
+                         "(all missing or skipped as unreadable); expected at least one image per class.")
+    return {name: int(c) for name, c in zip(source.class_names, per_class)}

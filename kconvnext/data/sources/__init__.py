@@ -1,0 +1,6 @@
+"""Data sets by name: each source turns a location into labelled train/validation splits."""
+from kconvnext.data.sources import catsdogs, cifar10, folder
+
+SOURCES = {"catsdogs": catsdogs.load_source, "cifar10": cifar10.load_source, "folder": folder.load_source}
+
+__all__ = ["SOURCES"]
