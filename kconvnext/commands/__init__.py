@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["models"]
+COMMANDS = ["models", "export"]
 
 EPILOG = """examples:
   python cli.py models

@@ -1,0 +1,266 @@
+"""Export: SavedModel (TF Serving) and TFLite fp32/fp16/dynamic/int8, validated, plus error paths.
+
+Models are tiny and trained for a few steps on real cats-vs-dogs JPEGs, so exports see
+non-trivial weights and BatchNorm statistics; every export is checked against the Keras model.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kconvnext.export as kx
+from kconvnext.commands import main
+from kconvnext.data import augment as data_augment
+from kconvnext.data import pipeline as data_pipeline
+from kconvnext.export import paths, preprocess, tflite, validate
+from kconvnext.export import saved_model as sm
+from kconvnext.layers.grouped_conv import GroupedConv2D
+from kconvnext.models import build_convnext, build_resnet
+
+CLASSES = ["cats", "dogs"]
+
+
+def _train_images(catsdogs_dir, image_size, per_class=8):
+    pixels, labels = [], []
+    for label, name in enumerate(CLASSES):
+        for path in sorted((catsdogs_dir / "train" / name).glob("*.jpg"))[:per_class]:
+            pixels.append(preprocess.decode_and_preprocess(tf.constant(path.read_bytes()), image_size).numpy())
+            labels.append(label)
+    return np.stack(pixels), keras.utils.to_categorical(labels, 2)
+
+
+def _fit(model, x, y, steps=3):
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=False)
+    model.fit(x, y, batch_size=8, epochs=steps * 8 // len(x) or 1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def convnext_run(tmp_path_factory, catsdogs_dir):
+    """A run folder: checkpoints/last.keras (tiny ConvNeXt, 48 px, trained 4 steps) + run.json."""
+    run = tmp_path_factory.mktemp("run")
+    (run / "checkpoints").mkdir()
+    keras.utils.set_random_seed(0)
+    model = build_convnext((1, 1, 1, 1), (8, 16, 32, 64), num_classes=2, input_shape=(48, 48, 3),
+                           small_input=True, name="convnext_tiny_test")
+    _fit(model, *_train_images(catsdogs_dir, 48))
+    model.save(run / "checkpoints" / "last.keras")
+    (run / "run.json").write_text(json.dumps({"class_names": CLASSES, "image_size": 48, "eval_crop_ratio": 0.875}))
+    return run
+
+
+@pytest.fixture(scope="session")
+def resnext_file(tmp_path_factory, catsdogs_dir):
+    """A bare .keras ResNeXt (32 px, groups=4, *native* grouped convs) with class_names.json beside it."""
+    folder = tmp_path_factory.mktemp("resnext")
+    keras.utils.set_random_seed(1)
+    model = build_resnet("bottleneck", (1, 1, 1, 1), groups=4, base_width=4, num_classes=2,
+                         input_shape=(32, 32, 3), small_input=True, grouped_conv_implementation="native",
+                         name="resnext_tiny_test")
+    _fit(model, *_train_images(catsdogs_dir, 32))
+    model.save(folder / "model.keras")
+    (folder / "class_names.json").write_text(json.dumps(CLASSES))
+    return folder / "model.keras"
+
+
+def _keras_model(run):
+    return keras.saving.load_model(run / "checkpoints" / "last.keras", compile=False)
+
+
+def _no_temp_left(folder):
+    leftovers = [p.name for p in Path(folder).rglob(".*tmp-*")] + [p.name for p in Path(folder).rglob(".*old-*")]
+    assert not leftovers, leftovers
+
+
+# ------------------------------------------------------------------ preprocessing geometry
+
+def test_export_preprocessing_is_the_validation_pipelines():
+    # 300x400 -> shorter side 256 (224 / 0.875), then the central 224 crop, via kconvnext.data.
+    image = np.arange(300 * 400 * 3, dtype=np.float32).reshape(300, 400, 3) % 251
+    out = preprocess.eval_resize_crop(image.astype(np.uint8), 224).numpy()
+    expected = tf.clip_by_value(data_augment.center_crop(tf.constant(image), 224, 0.875), 0, 255).numpy()
+    np.testing.assert_array_equal(out, expected)
+    assert out.shape == (224, 224, 3) and out.dtype == np.float32
+    assert preprocess.eval_resize_crop(np.zeros((400, 300, 3)), 48).shape == (48, 48, 3)
+    png = tf.io.encode_png(image.astype(np.uint8)).numpy()
+    np.testing.assert_array_equal(preprocess.decode_and_preprocess(tf.constant(png), 224).numpy(), expected)
+    with pytest.raises(ValueError, match="eval_crop_ratio"):
+        preprocess.eval_resize_crop(image, 224, 1.5)
+
+
+# ------------------------------------------------------------------ SavedModel
+
+@pytest.mark.slow
+def test_saved_model_serving_signatures(convnext_run, catsdogs_dir, tmp_path):
+    result = kx(convnext_run, validation_dir=catsdogs_dir / "validation", num_validation=8)
+    target = convnext_run / "export" / "convnext_tiny_test" / "1"
+    assert result.path == target and (target / "saved_model.pb").is_file()
+    assert json.loads((target / sm.METADATA_FILE).read_text())["class_names"] == CLASSES
+    assert [a.max_abs_diff <= 1e-4 for a in result.validation] == [True, True]
+    assert "8 images from" in result.validation[0].images
+    _no_temp_left(convnext_run / "export")
+
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    shown = subprocess.run([str(cli), "show", "--dir", str(target), "--all"],
+                           capture_output=True, text=True, check=True).stdout
+    for needle in ("signature_def['serving_default']", "signature_def['serving_pixels']",
+                   "inputs['image_bytes']", "dtype: DT_STRING", "inputs['images']",
+                   "outputs['probabilities']", "outputs['class_index']", "outputs['class_name']",
+                   "outputs['class_names']"):
+        assert needle in shown, needle
+
+    # A JPEG through the string signature == the Keras model on the same image, read and
+    # preprocessed by the evaluation pipeline's own functions (kconvnext.data).
+    jpegs = sorted((catsdogs_dir / "validation" / "dogs").glob("*.jpg"))[:2]
+    model = _keras_model(convnext_run)
+    pixels = np.stack([
+        tf.clip_by_value(data_augment.center_crop(data_pipeline.decode_file(str(p)), 48, 0.875), 0, 255).numpy()
+        for p in jpegs])
+    expected = validate.softmax(model.predict(pixels, verbose=0))
+    loaded = tf.saved_model.load(str(target))
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant([p.read_bytes() for p in jpegs]))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-4)
+    np.testing.assert_array_equal(out["class_index"].numpy(), expected.argmax(-1))
+    assert [n.decode() for n in out["class_name"].numpy()] == [CLASSES[i] for i in expected.argmax(-1)]
+    assert out["class_names"].numpy().tolist() == [[b"cats", b"dogs"]] * 2
+    out = loaded.signatures["serving_pixels"](images=tf.constant(pixels))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-4)
+
+    # Never overwrites: the next export is version 2; an explicit existing version needs overwrite.
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        kx(convnext_run, version=1, verbose=False)
+    second = kx(convnext_run, num_validation=4, verbose=False)
+    assert second.path.name == "2" and "random" in second.validation[0].images
+    assert paths.existing_versions(target.parent) == [1, 2]
+
+
+def _tiny_model():
+    keras.utils.set_random_seed(2)
+    return build_convnext((1,), (8,), num_classes=2, input_shape=(32, 32, 3), small_input=True, name="m")
+
+
+def test_saved_model_refused_when_it_disagrees(tmp_path, monkeypatch):
+    real = sm.run_signatures
+
+    def off(*args, **kwargs):
+        by_bytes, by_pixels = real(*args, **kwargs)
+        by_bytes["probabilities"] = by_bytes["probabilities"] + 1e-3
+        return by_bytes, by_pixels
+
+    monkeypatch.setattr(sm, "run_signatures", off)
+    out = tmp_path / "served"
+    with pytest.raises(ValueError, match="Refusing to write .*serving_default.*disagrees"):
+        kx(_tiny_model(), output=out, class_names=["a", "b"], num_validation=4, verbose=False)
+    assert list(out.iterdir()) == []  # no version folder, no temp folder
+
+
+# ------------------------------------------------------------------ TFLite
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["none", "fp16", "dynamic", "int8"])
+def test_tflite_variants(quantize, convnext_run, catsdogs_dir, tmp_path, capsys):
+    out = tmp_path / f"model_{quantize}.tflite"
+    args = ["export", str(convnext_run), "--format", "tflite", "--quantize", quantize, "--output", str(out),
+            "--validation-dir", str(catsdogs_dir / "validation"), "--num-validation", "8",
+            "--calibration-dir", str(catsdogs_dir / "train"), "--num-calibration", "16"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "top-1 agreement" in printed and "max |dp|" in printed and " MB" in printed
+    assert out.is_file()
+    _no_temp_left(tmp_path)
+
+    # Re-run the file independently (ai-edge-litert) against Keras on the eval-preprocessed images.
+    images = validate.folder_images(catsdogs_dir / "validation", 8)
+    pixels = validate.preprocess_all(images.encoded, 48, 0.875)
+    expected = validate.keras_probabilities(_keras_model(convnext_run), pixels)
+    runner = tflite.Runner(model_path=out)
+    got = runner(pixels)
+    ops = tflite.op_names(out.read_bytes())
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+    diff = np.abs(got - expected).max()
+    if quantize == "none":
+        assert diff <= 1e-4
+        assert runner.input["dtype"] == np.float32
+    elif quantize in ("fp16", "dynamic"):
+        assert diff < 0.05
+    else:  # full integer: uint8 pixels in, all-int8 compute, float probabilities out
+        assert runner.input["dtype"] == np.uint8
+        assert "QUANTIZE" in ops and "int8 calibrated on 16 images" in printed
+        np.testing.assert_allclose(got.sum(-1), 1.0, atol=0.02)
+    assert runner.run_prepared(runner.prepare(pixels[:1])[0])["class_index"].shape == (1,)
+
+
+@pytest.mark.slow
+def test_resnext_grouped_convs_convert_to_builtins(resnext_file):
+    model_before = keras.saving.load_model(resnext_file, compile=False)
+    result = kx.export(resnext_file, format="tflite", num_validation=6)
+    assert result.path == resnext_file.parent / "export" / "resnext_tiny_test_fp32.tflite"
+    assert result.class_names == CLASSES  # from class_names.json
+    assert result.validation[0].max_abs_diff <= 1e-4 and "random" in result.validation[0].images
+    # Grouped convs become per-group CONV_2D + CONCATENATION, all built-in.
+    assert {"CONV_2D", "SPLIT", "CONCATENATION"} <= set(result.ops), result.ops
+    # The model's own setting is untouched.
+    impls = {layer.implementation for layer in model_before._flatten_layers() if isinstance(layer, GroupedConv2D)}
+    assert impls == {"native"}
+
+
+def test_tflite_fp32_refused_when_it_disagrees(tmp_path, monkeypatch):
+    real = tflite.Runner.__call__
+    monkeypatch.setattr(tflite.Runner, "__call__", lambda self, pixels: real(self, pixels) + 2e-4)
+    out = tmp_path / "m.tflite"
+    with pytest.raises(ValueError, match="Refusing to write .*tflite fp32 disagrees"):
+        kx.export(_tiny_model(), format="tflite", output=out, class_names=["a", "b"], num_validation=4,
+                  verbose=False)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temp
+
+
+def test_unconvertible_op_is_a_clear_error(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Lambda(lambda t: tf.math.cumprod(t, axis=1))(inputs)  # no TFLite builtin
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x), name="cumprod_net")
+    with pytest.raises(ValueError, match="cannot be converted to TFLite .*built-in ops.*no TFLite built-in: Cumprod"):
+        kx.export(model, format="tflite", output=tmp_path / "x.tflite", class_names=["a", "b"],
+                  num_validation=2, verbose=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ argument / input errors
+
+def test_bad_inputs_are_clear_errors(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing.keras")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["export", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not a .keras file"):
+        paths.resolve_model_file(Path(__file__))
+    with pytest.raises(ValueError, match="TFLite only"):
+        kx.export(tmp_path, format="saved_model", quantize="fp16")
+    with pytest.raises(ValueError, match="--calibration-dir"):
+        kx.export(tmp_path, format="tflite", quantize="int8")
+    with pytest.raises(ValueError, match="format must be one of"):
+        kx.export(tmp_path, format="onnx")
+
+
+def test_overwrite_and_metadata_errors(tmp_path):
+    model = _tiny_model()
+    existing = tmp_path / "m.tflite"
+    existing.write_bytes(b"old")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        kx.export(model, format="tflite", output=existing, class_names=["a", "b"])
+    assert existing.read_bytes() == b"old"
+    with pytest.raises(ValueError, match="3 class names were given but m has 2 outputs"):
+        kx.export(model, format="tflite", output=tmp_path / "n.tflite", class_names="a,b,c")
+    with pytest.warns(UserWarning, match="class_0..class_1"):
+        assert paths.resolve_class_names(None, {}, 2) == ["class_0", "class_1"]
+    (tmp_path / "1").mkdir()
+    assert paths.saved_model_target(tmp_path).name == "2"
+    assert paths.saved_model_target(tmp_path, overwrite=True).name == "1"
+    with pytest.raises(FileExistsError):
+        paths.saved_model_target(tmp_path, version=1)
