@@ -19,7 +19,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,6 +32,7 @@ import tensorflow as tf  # noqa: E402
 import kconvnext.export as kx  # noqa: E402
 from kconvnext.export import tflite, validate  # noqa: E402
 from kconvnext.models import create_model  # noqa: E402
+from common import median_seconds  # noqa: E402
 
 DATA = Path(os.environ.get("KCONVNEXT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "cats_and_dogs_filtered"
 
@@ -55,14 +55,7 @@ def quick_trained_run(folder, model_name, image_size, steps, batch_size=32):
 
 
 def latency_ms(fn, runs, warmup=5):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
+    return 1000 * median_seconds(fn, warmup=warmup, repeats=runs)
 
 
 def main():
