@@ -1,3 +1,5 @@
+import glob
+
 from setuptools import find_packages, setup
 
 setup(
@@ -18,7 +20,10 @@ setup(
         "safetensors>=0.4",
         "pillow>=10",
         "ai-edge-litert>=2.0",
+        "tensorboard>=2.21,<2.22",
     ],
+    # Recipes are data users read and edit at the top of the repo; regular installs get a copy.
+    data_files=[("share/kconvnext/recipes", sorted(glob.glob("recipes/*.yaml")))],
     extras_require={
         "test": ["pytest>=8", "jax[cpu]>=0.4.30"],
     },

@@ -21,9 +21,9 @@ SIZE = 224
 
 def reference(name):
     if name == "keras.applications.ConvNeXtTiny":
-        return keras.applications.ConvNeXtTiny(weights=None, include_preprocessing=True)
+        return keras.applications.ConvNeXtTiny(weights=None, include_preprocessing=True, classifier_activation=None)
     if name == "keras.applications.ResNet50":
-        return keras.applications.ResNet50(weights=None)
+        return keras.applications.ResNet50(weights=None, classifier_activation=None)
     raise KeyError(name)
 
 

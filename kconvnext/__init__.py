@@ -1,7 +1,8 @@
 """kconvnext: ConvNeXt, ResNet and ResNeXt for Keras 3, trained with the ConvNeXt recipe."""
 import functools as _functools
 
-from kconvnext import data, export, layers, weights  # noqa: F401  (kconvnext.export(...) is callable)
+from kconvnext import data, export, layers, training, weights  # noqa: F401  (kconvnext.export(...) is callable)
+from kconvnext.training import TrainingDiverged, load_recipe, train
 from kconvnext.models import create_model, get_spec, list_models
 
 __version__ = "0.1.0"
@@ -22,4 +23,7 @@ def _direct_builder(name):
 for _name in list_models():
     globals()[_name] = _direct_builder(_name)
 
-__all__ = ["create_model", "data", "export", "get_spec", "layers", "list_models", "weights", *list_models()]
+__all__ = [
+    "TrainingDiverged", "create_model", "data", "export", "get_spec", "layers", "list_models",
+    "load_recipe", "train", "training", "weights", *list_models(),
+]

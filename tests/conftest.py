@@ -25,3 +25,9 @@ def catsdogs_dir(shared_data):
 @pytest.fixture(scope="session")
 def cifar10_dir(shared_data):
     return shared_data / "cifar-10-batches-py"
+
+
+# tests/training_helpers.py (in-memory DataBundle stand-ins) is imported by the training tests.
+import sys  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

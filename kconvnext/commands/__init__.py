@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["models", "export"]
+COMMANDS = ["models", "export", "train", "eval", "predict", "compare"]
 
 EPILOG = """examples:
   python cli.py models

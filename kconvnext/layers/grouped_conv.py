@@ -16,9 +16,10 @@ DEFAULT_IMPLEMENTATION = "split"
 
 @keras.saving.register_keras_serializable(package="kconvnext")
 class GroupedConv2D(keras.layers.Layer):
-    """`Conv2D(filters, kernel_size, strides, groups)` with 'valid' padding and no bias."""
+    """`Conv2D(filters, kernel_size, strides, groups, padding)` without bias."""
 
-    def __init__(self, filters, kernel_size, strides=1, groups=1, implementation=None, **kwargs):
+    def __init__(self, filters, kernel_size, strides=1, groups=1, implementation=None, padding="valid",
+                 **kwargs):
         super().__init__(**kwargs)
         implementation = implementation or DEFAULT_IMPLEMENTATION
         if implementation not in IMPLEMENTATIONS:
@@ -32,6 +33,9 @@ class GroupedConv2D(keras.layers.Layer):
         self.strides = int(strides)
         self.groups = int(groups)
         self.implementation = implementation
+        if padding not in ("valid", "same"):
+            raise ValueError(f"GroupedConv2D padding must be 'valid' or 'same', got {padding!r}.")
+        self.padding = padding
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -49,15 +53,19 @@ class GroupedConv2D(keras.layers.Layer):
     def call(self, inputs):
         kernel = ops.cast(self.kernel, inputs.dtype)
         if self.groups == 1 or self.implementation == "native":
-            return ops.conv(inputs, kernel, strides=self.strides, padding="valid")
+            return ops.conv(inputs, kernel, strides=self.strides, padding=self.padding)
         xs = ops.split(inputs, self.groups, axis=-1)
         ks = ops.split(kernel, self.groups, axis=-1)
-        ys = [ops.conv(x, k, strides=self.strides, padding="valid") for x, k in zip(xs, ks)]
+        ys = [ops.conv(x, k, strides=self.strides, padding=self.padding) for x, k in zip(xs, ks)]
         return ops.concatenate(ys, axis=-1)
 
     def compute_output_shape(self, input_shape):
         def out(n):
-            return None if n is None else (n - self.kernel_size) // self.strides + 1
+            if n is None:
+                return None
+            if self.padding == "same":
+                return (n - 1) // self.strides + 1
+            return (n - self.kernel_size) // self.strides + 1
 
         return (input_shape[0], out(input_shape[1]), out(input_shape[2]), self.filters)
 
@@ -69,4 +77,5 @@ class GroupedConv2D(keras.layers.Layer):
             "strides": self.strides,
             "groups": self.groups,
             "implementation": self.implementation,
+            "padding": self.padding,
         }

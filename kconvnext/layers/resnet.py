@@ -1,8 +1,9 @@
 """ResNet / ResNeXt residual blocks (He et al. 2016; Xie et al. 2017), torchvision-compatible.
 
-Stride sits on the 3x3 conv ("ResNet v1.5", as torchvision and timm). Padding is explicit and
-symmetric, as in PyTorch: Keras' 'same' pads stride-2 convs asymmetrically, which would shift
-features by a pixel against imported weights. BatchNorm uses PyTorch's eps 1e-5 / momentum 0.1.
+Stride sits on the 3x3 conv ("ResNet v1.5", as torchvision and timm). Padding is symmetric, as in
+PyTorch: Keras' 'same' pads stride-2 convs asymmetrically, which would shift features by a pixel
+against imported weights, so strided convs get an explicit ZeroPadding2D; stride-1 convs use
+'same', which is already symmetric and saves a padded copy of the tensor. BatchNorm uses PyTorch's eps 1e-5 / momentum 0.1.
 Sublayer names follow torchvision (`conv1`, `bn1`, ..., `downsample_conv`, `downsample_bn`).
 """
 import keras
@@ -23,18 +24,22 @@ def batch_norm(name, zero_init=False):
     )
 
 
+def padding_for(kernel_size, strides, name):
+    """(explicit pad layers, conv padding) giving PyTorch's symmetric padding of kernel_size // 2."""
+    if kernel_size > 1 and strides > 1:
+        return [keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")], "valid"
+    return [], "same"
+
+
 def conv(filters, kernel_size, strides=1, name=None):
     """Bias-free conv with PyTorch's symmetric padding of kernel_size // 2."""
-    layers = []
-    if kernel_size > 1:
-        layers.append(keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad"))
-    layers.append(
+    pad, padding = padding_for(kernel_size, strides, name)
+    return pad + [
         keras.layers.Conv2D(
-            filters, kernel_size, strides=strides, use_bias=False,
+            filters, kernel_size, strides=strides, padding=padding, use_bias=False,
             kernel_initializer="he_normal", name=name,
         )
-    )
-    return layers
+    ]
 
 
 def _apply(layers, x):
@@ -148,11 +153,11 @@ class BottleneckBlock(_ResidualBlock):
         self.width = width
         self.conv1 = conv(width, 1, name="conv1")
         self.bn1 = batch_norm("bn1")
-        self.conv2_pad = keras.layers.ZeroPadding2D(1, name="conv2_pad")
-        self.conv2 = GroupedConv2D(
-            width, 3, strides=self.strides, groups=self.groups,
+        pad, padding = padding_for(3, self.strides, "conv2")
+        self.conv2 = pad + [GroupedConv2D(
+            width, 3, strides=self.strides, groups=self.groups, padding=padding,
             implementation=grouped_conv_implementation, name="conv2",
-        )
+        )]
         self.bn2 = batch_norm("bn2")
         self.conv3 = conv(self.out_channels, 1, name="conv3")
         self.bn3 = batch_norm("bn3", zero_init=self.zero_init_last)
@@ -160,13 +165,13 @@ class BottleneckBlock(_ResidualBlock):
     def build(self, input_shape):
         self._build_shortcut(input_shape)
         _build_chain(
-            [*self.conv1, self.bn1, self.conv2_pad, self.conv2, self.bn2, *self.conv3, self.bn3],
+            [*self.conv1, self.bn1, *self.conv2, self.bn2, *self.conv3, self.bn3],
             input_shape,
         )
 
     def call(self, inputs, training=None):
         x = self.relu(self.bn1(_apply(self.conv1, inputs), training=training))
-        x = self.relu(self.bn2(self.conv2(self.conv2_pad(x)), training=training))
+        x = self.relu(self.bn2(_apply(self.conv2, x), training=training))
         x = self.bn3(_apply(self.conv3, x), training=training)
         x = self.drop_path(x, training=training)
         return self.relu(x + self._shortcut(inputs, training))

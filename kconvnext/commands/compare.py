@@ -1,0 +1,43 @@
+"""`cli.py compare DATASET MODEL...`: the same budget for each model, one table, one plot."""
+import argparse
+
+EXAMPLES = """examples:
+  python cli.py compare catsdogs convnext_t resnet50 resnext50_32x4d --epochs 10
+  python cli.py compare cifar10 convnext_atto resnet18 --epochs 3 --set limit=2000 --output runs/cmp
+"""
+
+
+def register(subparsers):
+    from kconvnext.commands.train import add_common_data_args
+
+    p = subparsers.add_parser(
+        "compare", help="train several models with their recipes under one budget and tabulate",
+        description="Train each MODEL on DATASET with its own recipe and the same epochs/batch, then "
+                    "write compare.md, compare.csv (model, dataset, accuracy, params, GFLOPs, train "
+                    "img/s) and compare.png (validation curves).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dataset")
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    add_common_data_args(p)
+    p.add_argument("--output", metavar="DIR", help="default: runs/compare-DATASET")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from pathlib import Path
+
+    from kconvnext.commands.train import check_names, overrides_from_args
+    from kconvnext.training.compare import compare
+
+    check_names(args.dataset, args.models)
+    out = Path(args.output or f"runs/compare-{args.dataset}")
+    rows, paths = compare(args.dataset, args.models, output=out, data_dir=args.data_dir,
+                          overrides=overrides_from_args(args), verbose=2 if args.quiet else 1)
+    print(paths["markdown"].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0

@@ -1,0 +1,44 @@
+"""Train several models under one budget and tabulate them (what `cli.py compare` writes)."""
+import csv
+
+import keras
+
+COLUMNS = ("model", "dataset", "accuracy", "params", "gflops", "train_img_per_s")
+
+
+def compare(dataset, models, *, output, data_dir=None, overrides=None, verbose=1, data=None):
+    """-> (rows, {"markdown", "csv", "plot"} paths). Each model uses its own family recipe; the
+    overrides (epochs, batch size, --set) are the shared budget."""
+    from kconvnext.flops import count_macs
+    from kconvnext.training.plots import plot_compare
+    from kconvnext.training.trainer import train
+
+    output.mkdir(parents=True, exist_ok=True)
+    rows, curves = [], {}
+    for name in models:
+        result = train(dataset, name, output=output / name, data_dir=data_dir, resume=False,
+                       verbose=verbose, overrides=overrides, data=data)
+        rows.append({
+            "model": name, "dataset": dataset,
+            "accuracy": round(result.best_accuracy or 0.0, 4),
+            "params": result.params,
+            "gflops": round(count_macs(result.model) / 1e9, 3),
+            "train_img_per_s": round(result.train_images_per_sec or 0.0, 1),
+        })
+        curves[name] = [h.get("val_accuracy") for h in result.history]
+        keras.backend.clear_session()
+    paths = {"markdown": output / "compare.md", "csv": output / "compare.csv", "plot": output / "compare.png"}
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    paths["markdown"].write_text(markdown_table(rows))
+    plot_compare(curves, paths["plot"], title=f"validation accuracy on {dataset}")
+    return rows, paths
+
+
+def markdown_table(rows):
+    head = "| model | dataset | accuracy | params | GFLOPs | train img/s |\n|---|---|---:|---:|---:|---:|\n"
+    return head + "".join(
+        f"| {r['model']} | {r['dataset']} | {r['accuracy']:.4f} | {r['params']:,} | {r['gflops']:.3f} "
+        f"| {r['train_img_per_s']:.1f} |\n" for r in rows)

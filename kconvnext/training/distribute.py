@@ -1,0 +1,76 @@
+"""Choosing the tf.distribute strategy and the mixed-precision policy for a run.
+
+"auto": MultiWorkerMirroredStrategy when TF_CONFIG names several workers, MirroredStrategy when
+several GPUs are visible, else the default (single-device) strategy. "mirrored" can be forced on a
+CPU-only machine with `cpu_devices: N` logical CPU devices, which is how the tests exercise the
+multi-replica code path without GPUs. Logical devices must be configured before TensorFlow
+initialises its runtime, so call `select_strategy` before building any tensor.
+"""
+import json
+import os
+
+import tensorflow as tf
+
+
+def tf_config_workers():
+    """Number of workers named in $TF_CONFIG (0 when unset)."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {err}") from None
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def _configure_cpu_devices(n):
+    cpus = tf.config.list_physical_devices("CPU")
+    current = tf.config.get_logical_device_configuration(cpus[0])
+    if current and len(current) == n:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError as err:
+        raise ValueError(
+            f"cpu_devices={n} needs to be set before TensorFlow starts its runtime ({err}); "
+            "run training in a fresh process (the CLI does this)."
+        ) from None
+
+
+def select_strategy(name="auto", cpu_devices=None):
+    """-> (strategy, kind) with kind in {"default", "mirrored", "multiworker"}."""
+    if cpu_devices and cpu_devices > 1:
+        _configure_cpu_devices(int(cpu_devices))
+    if name == "multiworker" or (name == "auto" and tf_config_workers() > 1):
+        if tf_config_workers() < 1:
+            raise ValueError("strategy=multiworker needs TF_CONFIG with a cluster of workers.")
+        return tf.distribute.MultiWorkerMirroredStrategy(), "multiworker"
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        if len(devices) < 2 and name == "mirrored":
+            print("note: strategy=mirrored with a single device (set cpu_devices: 2 to split a CPU).")
+        cross = tf.distribute.ReductionToOneDevice() if not gpus else None
+        return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross), "mirrored"
+    return tf.distribute.get_strategy(), "default"
+
+
+def _cpu_has_bf16():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(setting):
+    """null/float32 -> "float32"; auto -> mixed_float16 on GPU, mixed_bfloat16 on bf16 CPUs."""
+    if setting in (None, "float32"):
+        return "float32"
+    if setting == "auto":
+        if tf.config.list_physical_devices("GPU"):
+            return "mixed_float16"
+        return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
+    return setting

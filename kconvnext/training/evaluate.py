@@ -1,0 +1,150 @@
+"""Accuracy reports (top-1, top-5, per class, confusion matrix) and loading trained models.
+
+Shared by the trainer (confusion matrix at the end of a run) and `cli.py eval` / `predict`.
+"""
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def load_trained_model(run_or_file):
+    """(keras model, run info dict) from a run folder (best.keras, else last.keras) or a .keras file.
+
+    compile=False: evaluation needs only the forward pass, and this does not need the optimizer
+    classes to match the current code.
+    """
+    import keras
+
+    import kconvnext.training  # noqa: F401  (registers the custom schedule/optimizer)
+
+    path = Path(run_or_file)
+    info = {}
+    if path.is_dir():
+        run_json = path / "run.json"
+        info = json.loads(run_json.read_text()) if run_json.is_file() else {}
+        for name in ("best.keras", "last.keras"):
+            candidate = path / "checkpoints" / name
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            raise FileNotFoundError(f"{run_or_file}: no checkpoints/best.keras or last.keras in this run folder.")
+    elif not path.is_file():
+        raise FileNotFoundError(f"{path}: no such run folder or .keras file.")
+    elif path.suffix != ".keras":
+        raise ValueError(f"{path}: expected a run folder or a .keras model file.")
+    else:
+        run_json = path.parent.parent / "run.json"
+        if run_json.is_file():
+            info = json.loads(run_json.read_text())
+    model = keras.models.load_model(path, compile=False)
+    info.setdefault("image_size", int(model.input_shape[1]))
+    return model, info
+
+
+def predict_dataset(model, dataset, verbose=1):
+    """(probabilities (N, C), true class indices (N,)) over a (images, one-hot labels) dataset."""
+    import keras
+
+    probs, labels = [], []
+    progbar = keras.utils.Progbar(None, verbose=verbose, unit_name="batch")
+    for step, (images, onehot) in enumerate(dataset):
+        logits = model(images, training=False)
+        probs.append(keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32"))))
+        labels.append(np.argmax(np.asarray(onehot), axis=-1))
+        progbar.update(step + 1)
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+def accuracy_report(probs, labels, class_names):
+    """top1, top5 (only when there are more than 5 classes), per-class accuracy and confusion matrix."""
+    n = len(class_names)
+    pred = np.argmax(probs, axis=-1)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (labels, pred), 1)
+    per_class = {
+        name: (float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None)
+        for i, name in enumerate(class_names)
+    }
+    report = {"count": int(len(labels)), "top1": float(np.mean(pred == labels)) if len(labels) else 0.0,
+              "per_class": per_class, "confusion_matrix": matrix.tolist(), "class_names": list(class_names)}
+    if n > 5:
+        top5 = np.argsort(-probs, axis=-1)[:, :5]
+        report["top5"] = float(np.mean(np.any(top5 == labels[:, None], axis=-1)))
+    return report
+
+
+def format_report(report):
+    lines = [f"images: {report['count']}", f"top-1 accuracy: {report['top1']:.4f}"]
+    if "top5" in report:
+        lines.append(f"top-5 accuracy: {report['top5']:.4f}")
+    lines.append("per-class accuracy:")
+    width = max(len(c) for c in report["class_names"])
+    for name, acc in report["per_class"].items():
+        lines.append(f"  {name:<{width}}  {'n/a' if acc is None else f'{acc:.4f}'}")
+    names = report["class_names"]
+    if len(names) <= 12:
+        lines.append("confusion matrix (rows: true, columns: predicted):")
+        lines.append(" " * (width + 2) + " ".join(f"{n[:6]:>6}" for n in names))
+        for name, row in zip(names, report["confusion_matrix"]):
+            lines.append(f"  {name:<{width}}" + " ".join(f"{v:>6}" for v in row))
+    return "\n".join(lines)
+
+
+def evaluate(run_or_file, dataset, *, data_dir=None, batch_size=32, limit=None, verbose=1):
+    """The accuracy report of a trained model on `dataset`'s validation split, preprocessed the
+    way that model was validated during training (image size and crop ratio from run.json)."""
+    from kconvnext import data as kdata
+
+    model, info = load_trained_model(run_or_file)
+    augment = dict(dataclasses.asdict(kdata.AugmentConfig.none()),
+                   eval_crop_ratio=float(info.get("eval_crop_ratio", 0.875)))
+    bundle = kdata.load(dataset, data_dir=data_dir, image_size=int(info["image_size"]),
+                        batch_size=batch_size, augment=augment, limit=limit)
+    names = info.get("class_names")
+    if names and list(names) != list(bundle.class_names):
+        raise ValueError(
+            f"{run_or_file} was trained on classes {names}, but {dataset} has {bundle.class_names}; "
+            "evaluate it on the data set it was trained for."
+        )
+    if int(model.output_shape[-1]) != bundle.num_classes:
+        raise ValueError(f"{run_or_file} predicts {model.output_shape[-1]} classes; {dataset} has {bundle.num_classes}.")
+    probs, labels = predict_dataset(model, bundle.validation, verbose=verbose)
+    return accuracy_report(probs, labels, bundle.class_names)
+
+
+def load_image(path, image_size, crop_ratio):
+    """Decode one image file and resize + center-crop it as validation does -> (H, W, 3) float32."""
+    import tensorflow as tf
+
+    from kconvnext.data.augment import center_crop
+
+    try:
+        raw = tf.io.read_file(str(path))
+        image = tf.io.decode_image(raw, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as err:
+        raise ValueError(f"{path}: cannot read as an image ({err.message.splitlines()[0]}).") from None
+    return center_crop(tf.cast(image, tf.float32), int(image_size), float(crop_ratio))
+
+
+def predict_files(run_or_file, paths, top=1):
+    """[(path, [(class name, probability), ...top])] for image files."""
+    import keras
+
+    model, info = load_trained_model(run_or_file)
+    num = int(model.output_shape[-1])
+    names = info.get("class_names") or [str(i) for i in range(num)]
+    size, ratio = info["image_size"], info.get("eval_crop_ratio", 0.875)
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"{p}: no such image file.")
+    out = []
+    for p in paths:
+        image = load_image(p, size, ratio)
+        logits = model(keras.ops.expand_dims(image, 0), training=False)
+        probs = keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))[0]
+        order = np.argsort(-probs)[:top]
+        out.append((str(p), [(names[i], float(probs[i])) for i in order]))
+    return out

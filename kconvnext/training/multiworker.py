@@ -1,0 +1,120 @@
+"""Training under MultiWorkerMirroredStrategy with our own `strategy.run` step.
+
+Why not model.fit: Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+The model, optimizer (AdamW + EMA + schedule) and loss are the same compiled objects fit would use;
+only the loop is ours:
+- the per-example loss is averaged over the *global* batch (tf.nn.compute_average_loss), and the
+  Keras optimizer all-reduce-sums gradients across replicas, so every worker applies the same update;
+- every worker runs exactly `steps` steps per epoch over a repeated, DATA-sharded dataset, so no
+  worker waits forever in a collective for a batch another worker does not have;
+- only the chief writes checkpoints/logs (atomically, as in single-worker runs).
+"""
+import csv
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kconvnext.training.callbacks import _finite
+from kconvnext.training.io import save_model_atomic, write_json_atomic
+
+
+def _is_chief(strategy):
+    r = strategy.cluster_resolver
+    return r.task_type in (None, "chief") or (r.task_type == "worker" and r.task_id == 0)
+
+
+def _distributed(strategy, dataset):
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(dataset.repeat().with_options(options))
+
+
+def make_train_step(model, strategy, label_smoothing):
+    optimizer = model.optimizer
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(images, training=True), tf.float32)
+            per_example = keras.losses.categorical_crossentropy(
+                labels, logits, from_logits=True, label_smoothing=label_smoothing)
+            loss = tf.nn.compute_average_loss(per_example)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
+        return loss, correct, tf.cast(tf.shape(labels)[0], tf.float32)
+
+    @tf.function
+    def train_step(iterator):
+        loss, correct, count = strategy.run(replica_step, args=next(iterator))
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        return total, strategy.reduce("SUM", correct, axis=None), strategy.reduce("SUM", count, axis=None)
+
+    return train_step
+
+
+def _validate(model, dataset):
+    correct = count = 0
+    for images, labels in dataset:
+        logits = model(images, training=False)
+        correct += int(np.sum(np.argmax(np.asarray(logits), -1) == np.argmax(np.asarray(labels), -1)))
+        count += len(labels)
+    return correct / max(count, 1)
+
+
+def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, initial_epoch, steps, print_fn=print):
+    """Run epochs [initial_epoch, config.epochs); returns (history, train images/s)."""
+    chief = _is_chief(strategy)
+    workers = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") else 1
+    # Each worker sees 1/workers of the batches (DATA sharding): step count per worker.
+    worker_steps = max(1, steps // workers)
+    with strategy.scope():
+        train_step = make_train_step(model, strategy, config.label_smoothing)
+        iterator = iter(_distributed(strategy, train_ds))
+    history = list(state.get("history", []))
+    ips = None
+    for epoch in range(initial_epoch, config.epochs):
+        t0, loss_sum, correct_sum, seen = time.perf_counter(), 0.0, 0.0, 0.0
+        progbar = keras.utils.Progbar(worker_steps, verbose=1 if chief else 0)
+        for step in range(worker_steps):
+            loss, correct, count = train_step(iterator)
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):
+                from kconvnext.training.trainer import TrainingDiverged
+
+                raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} "
+                                       f"(multi-worker); the last good checkpoint is kept in {run_dir}.")
+            loss_sum, correct_sum, seen = loss_sum + loss_value, correct_sum + float(correct), seen + float(count)
+            progbar.update(step + 1, [("loss", loss_value)])
+        ips = seen / max(time.perf_counter() - t0, 1e-9)
+        logs = {"epoch": epoch + 1, "loss": loss_sum / worker_steps, "accuracy": correct_sum / max(seen, 1),
+                "val_accuracy": _validate(model, bundle.validation), "train_images_per_sec": ips}
+        history.append(logs)
+        if chief:
+            print_fn(f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f} "
+                     f"accuracy {logs['accuracy']:.4f} val_accuracy {logs['val_accuracy']:.4f}")
+            if _finite(model):
+                save_model_atomic(model, run_dir / "checkpoints" / "last.keras")
+                if state.get("best_accuracy") is None or logs["val_accuracy"] > state["best_accuracy"]:
+                    save_model_atomic(model, run_dir / "checkpoints" / "best.keras")
+                    state.update(best_accuracy=logs["val_accuracy"], best_epoch=epoch + 1, best_weights="raw")
+            state.update(completed_epochs=epoch + 1, history=history, train_images_per_sec=ips)
+            write_json_atomic(run_dir / "state.json", state)
+            _append_csv(run_dir / "logs" / "training.csv", logs)
+        else:
+            state.update(completed_epochs=epoch + 1, history=history)
+    return history, ips
+
+
+def _append_csv(path, logs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(logs))
+        if new:
+            writer.writeheader()
+        writer.writerow(logs)

@@ -1,0 +1,70 @@
+"""The one-screen summaries printed at the start and the end of a run."""
+
+
+def _aug_line(a):
+    parts = []
+    if a.random_resized_crop:
+        parts.append(f"random-resized-crop {tuple(a.crop_scale)}")
+    if a.hflip:
+        parts.append("flip")
+    if a.randaugment:
+        parts.append(f"RandAugment n{a.randaugment_num_ops} m{a.randaugment_magnitude:g}"
+                     + (f" (mstd {a.randaugment_magnitude_std:g} recorded; keras has none)"
+                        if a.randaugment_magnitude_std else ""))
+    if a.mixup_alpha:
+        parts.append(f"mixup {a.mixup_alpha:g}")
+    if a.cutmix_alpha:
+        parts.append(f"cutmix {a.cutmix_alpha:g}")
+    if a.random_erasing:
+        parts.append(f"erasing {a.random_erasing:g}")
+    return ", ".join(parts) or "none"
+
+
+def start_summary(*, model_name, family, params, config, recipe_path, overrides, bundle, run_dir,
+                  strategy_kind, replicas, precision, initial_epoch, steps):
+    c = config
+    lr = (f"lr {c.effective_lr():.3g}" + ("" if c.lr is not None else
+          f" (= {c.base_lr:g} x {c.batch_size}/{c.base_batch_size})"))
+    skipped = len(getattr(bundle, "skipped", []) or [])
+    lines = [
+        "=" * 78,
+        f"model     {model_name} ({family}), {params:,} params, {c.image_size}x{c.image_size} px"
+        + (", small-input stem" if c.small_input else "") + (f", from {c.pretrained}" if c.pretrained else ""),
+        f"data      {bundle.train_count} train / {bundle.validation_count} validation images, "
+        f"{bundle.num_classes} classes ({', '.join(bundle.class_names[:6])}"
+        f"{', ...' if bundle.num_classes > 6 else ''}); {skipped} bad file(s) skipped",
+        f"recipe    {recipe_path}" + (f"  overrides: {overrides}" if overrides else ""),
+        f"          epochs {c.epochs} ({steps} steps each)" + (f", resuming after epoch {initial_epoch}" if initial_epoch else "")
+        + f", batch {c.batch_size}, AdamW {lr}, warmup {c.warmup_epochs:g} ep, cosine to {c.min_lr:g}",
+        f"          wd {c.weight_decay:g} (not on {'/'.join(c.no_weight_decay)})"
+        + (f", layer decay {c.layer_decay:g}" if c.layer_decay else "")
+        + (f", clipnorm {c.global_clipnorm:g}" if c.global_clipnorm else "")
+        + f", label smoothing {c.label_smoothing:g}, drop path {c.drop_path_for(model_name):g}"
+        + (f", EMA {c.ema_momentum:g}" if c.ema else ""),
+        f"          augment: {_aug_line(c.augment)}",
+        f"runtime   strategy {strategy_kind} ({replicas} replica(s)), precision {precision}",
+        f"output    {run_dir}",
+        "=" * 78,
+    ]
+    return "\n".join(lines)
+
+
+def end_summary(result):
+    r = result
+    lines = ["=" * 78, f"finished {r.epochs_completed} epoch(s) in {r.seconds / 60:.1f} min"]
+    if r.best_accuracy is not None:
+        lines.append(f"best validation accuracy {r.best_accuracy:.4f} (epoch {r.best_epoch}, "
+                     f"{'EMA' if r.best_weights == 'ema' else 'raw'} weights) -> {r.run_dir / 'checkpoints/best.keras'}")
+    last = r.history[-1] if r.history else {}
+    if "val_accuracy" in last:
+        ema = f", EMA {last['val_ema_accuracy']:.4f}" if "val_ema_accuracy" in last else ""
+        lines.append(f"last epoch validation accuracy: raw {last['val_accuracy']:.4f}{ema}")
+    if r.train_images_per_sec:
+        lines.append(f"training throughput {r.train_images_per_sec:.1f} images/s")
+    lines += [
+        f"wrote     {r.run_dir}/",
+        "          run.json, recipe.yaml, state.json, checkpoints/{last,best}.keras,",
+        "          logs/training.csv, logs/tensorboard/, plots/{curves,confusion_matrix}.png, skipped_files.txt",
+        "=" * 78,
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,347 @@
+"""`kconvnext.train(dataset, model, **overrides)`: one training run, end to end.
+
+The CLI's `train` command is a thin layer over this function. It resolves the recipe, picks the
+distribution strategy, loads data through kconvnext.data, builds and compiles a plain keras.Model,
+runs keras' fit (or, under MultiWorkerMirroredStrategy, our own strategy.run loop, see
+multiworker.py) and leaves a self-describing run folder:
+
+    run.json  recipe.yaml  state.json  skipped_files.txt
+    checkpoints/last.keras  checkpoints/best.keras
+    logs/training.csv  logs/tensorboard/  plots/curves.png  plots/confusion_matrix.png
+"""
+import dataclasses
+import math
+import time
+import warnings
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+import yaml
+
+from kconvnext.models import get_spec
+from kconvnext.models.registry import unknown_name_error
+from kconvnext.training import callbacks as cb
+from kconvnext.training.config import merge, parse_set
+from kconvnext.training.distribute import resolve_precision, select_strategy
+from kconvnext.training.evaluate import accuracy_report, predict_dataset
+from kconvnext.training.io import read_json, save_model_atomic, write_json_atomic, write_text_atomic
+from kconvnext.training.model_setup import build_model, compile_model, schedule_for, steps_per_epoch
+from kconvnext.training.plots import plot_confusion, plot_history
+from kconvnext.training.recipes import load_recipe
+from kconvnext.training.summary import end_summary, start_summary
+
+DATASETS = ("catsdogs", "cifar10", "folder")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; the message says where and what was kept."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: Path
+    model: object
+    config: object
+    history: list
+    epochs_completed: int
+    best_accuracy: float = None
+    best_epoch: int = None
+    best_weights: str = None
+    train_images_per_sec: float = None
+    params: int = 0
+    seconds: float = 0.0
+    report: dict = None
+
+
+def default_run_dir(dataset, model):
+    return Path("runs") / f"{dataset}-{model}"
+
+
+def _normalize_overrides(overrides):
+    """Python kwargs and --set items -> one nested dict; `a__b=1` and {'a.b': 1} mean a.b."""
+    out = {}
+    for key, value in (overrides or {}).items():
+        key = key.replace("__", ".")
+        if "." in key:
+            out = merge(out, parse_set([f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"]))
+        else:
+            out = merge(out, {key: value})
+    return out
+
+
+def load_data(dataset, config, data_dir, run_dir, seed):
+    """kconvnext.data.load with the recipe's image size, batch, augmentation and limit."""
+    from kconvnext import data as kdata
+
+    return kdata.load(
+        dataset, data_dir=data_dir, image_size=config.image_size, batch_size=config.batch_size,
+        seed=seed, augment=config.augment.pipeline_dict(), validation_fraction=config.validation_fraction,
+        limit=config.limit, output_dir=str(run_dir),
+    )
+
+
+def with_known_length(dataset, steps):
+    """Tell tf.data (and so keras) the epoch length when the pipeline cannot know it.
+
+    With an unknown length keras' fit advanced optimizer.iterations one step past the data each
+    epoch (7 for 6 batches, seen with Keras 3.15), which shifts the lr schedule; the data module
+    drops unreadable files before building the pipeline, so the length is exact.
+    """
+    if int(dataset.cardinality()) >= 0:
+        return dataset
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+
+
+def fast_forward(dataset, epochs):
+    """Advance a dataset's per-epoch randomness by `epochs` epochs without reading any data.
+
+    Shuffle (reshuffle_each_iteration) and Dataset.random (rerandomize_each_iteration) draw new seeds
+    each time an iterator is created, and keras' fit creates one per epoch; creating and dropping
+    `epochs` iterators makes a resumed run see the shuffle order and augmentation seeds that the
+    uninterrupted run would have seen from epoch `epochs + 1` on.
+    """
+    for _ in range(int(epochs)):
+        iterator = iter(dataset)
+        del iterator
+
+
+def _epochs_in_checkpoint(net, steps, state, from_state, print_fn):
+    """Completed epochs according to the checkpoint itself (optimizer steps // steps per epoch).
+
+    state.json (with the epoch's history) is written just before the checkpoint, so a kill between
+    the two leaves state.json one epoch ahead; the checkpoint is the truth and the extra history
+    entry is dropped (that epoch is trained again). A Ctrl-C checkpoint is mid-epoch: rounding down
+    repeats that epoch.
+    """
+    epochs = int(net.optimizer.iterations) // steps
+    if epochs != from_state:
+        print_fn(f"note: the checkpoint holds {epochs} completed epoch(s), state.json {from_state}; "
+                 "continuing from the checkpoint")
+        state["completed_epochs"] = epochs
+        state["history"] = state.get("history", [])[:epochs]
+    return epochs
+
+
+def _check_resume_compatible(run_dir, config):
+    saved_path = run_dir / "recipe.yaml"
+    if not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text()) or {}
+    now = config.to_dict()
+    diffs = [k for k in now if k not in ("epochs", "strategy", "cpu_devices") and saved.get(k) != now[k]]
+    if diffs:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diffs[:5])
+        raise ValueError(
+            f"{run_dir} holds a run with a different recipe ({details}); resuming would mix them. "
+            f"Pass --output NEW_DIR for a new run, or delete {run_dir} to start over."
+        )
+
+
+def _run_info(dataset, model_name, config, bundle, recipe_path, precision, extra=None):
+    """run.json: what export / eval / predict need to use the checkpoints without the recipe."""
+    return {
+        "model": model_name, "dataset": dataset, "class_names": list(bundle.class_names),
+        "num_classes": int(bundle.num_classes), "image_size": int(config.image_size),
+        "eval_crop_ratio": float(config.augment.eval_crop_ratio),
+        "normalization": bundle.normalization, "small_input": bool(config.small_input),
+        "recipe": str(recipe_path), "precision": precision,
+        "train_count": int(bundle.train_count), "validation_count": int(bundle.validation_count),
+        **(extra or {}),
+    }
+
+
+def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=None, data=None,
+          verbose=1, print_fn=print, overrides=None, callbacks=None, **kwargs):
+    """Train `model` (a registered name) on `dataset` with its recipe; returns a TrainResult.
+
+    recipe: file or shipped recipe name (default: recipes/<dataset>_<family>.yaml).
+    overrides / **kwargs: recipe values, e.g. epochs=2, batch_size=16, augment={"mixup_alpha": 0}.
+    resume: None = automatic when the run folder has a checkpoint; True = required; False = start over.
+    data: a DataBundle (skips kconvnext.data.load; tests, notebooks), or a function returning one,
+        called after the strategy is set up (multi-worker needs that before any tensor exists).
+    callbacks: extra keras callbacks, run after ours (single-worker fit only).
+    Raises TrainingDiverged on a NaN/inf loss (the last good checkpoint is kept).
+    """
+    started = time.time()
+    spec = get_spec(model)
+    if data is None and dataset not in DATASETS:
+        raise unknown_name_error("dataset", dataset, DATASETS)
+    user_overrides = merge(_normalize_overrides(overrides), _normalize_overrides(kwargs))
+    config, recipe_path = load_recipe(recipe, dataset=dataset, family=spec.family, overrides=user_overrides)
+    run_dir = Path(output) if output else default_run_dir(dataset, model)
+    last_ckpt = run_dir / "checkpoints" / "last.keras"
+    if resume is None:
+        resume = last_ckpt.is_file()
+        if resume:
+            print_fn(f"found {last_ckpt}: resuming (pass a new --output to start a fresh run)")
+    elif resume and not last_ckpt.is_file():
+        raise FileNotFoundError(f"--resume: {last_ckpt} does not exist; train without --resume first.")
+    state = read_json(run_dir / "state.json", {}) if resume else {}
+    if resume:
+        _check_resume_compatible(run_dir, config)
+    initial_epoch = int(state.get("completed_epochs", 0))
+
+    strategy, strategy_kind = select_strategy(config.strategy, config.cpu_devices)
+    precision = resolve_precision(config.mixed_precision)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        # Same recipe + seed -> same initial weights and data order (tf.data ops seeded off it).
+        keras.utils.set_random_seed(config.seed)
+        if callable(data):
+            data = data()
+        bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, seed=config.seed)
+        steps = steps_per_epoch(bundle.train, bundle.train_count, config.batch_size)
+        train_ds = with_known_length(bundle.train, steps)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with strategy.scope():
+            if resume:
+                net = keras.models.load_model(last_ckpt)
+                # A resumed run may be given more epochs: stretch the schedule to the new end.
+                net.optimizer._learning_rate = schedule_for(config, steps)
+                initial_epoch = _epochs_in_checkpoint(net, steps, state, initial_epoch, print_fn)
+            else:
+                net = build_model(model, config, bundle.num_classes, bundle.normalization)
+                compile_model(net, model, config, steps, bundle.num_classes)
+        fast_forward(bundle.train, initial_epoch)  # (train_ds shares its iterator seeds)
+        params = int(sum(int(math.prod(v.shape)) for v in net.trainable_variables))
+        _write_run_files(run_dir, config, recipe_path, user_overrides, bundle)
+        info = _run_info(dataset, model, config, bundle, recipe_path, precision,
+                         {"params": params, "strategy": strategy_kind})
+        write_json_atomic(run_dir / "run.json", {**read_json(run_dir / "run.json", {}), **info})
+        if verbose:
+            print_fn(start_summary(
+                model_name=model, family=spec.family, params=params, config=config,
+                recipe_path=recipe_path, overrides=user_overrides, bundle=bundle, run_dir=run_dir,
+                strategy_kind=strategy_kind, replicas=strategy.num_replicas_in_sync,
+                precision=precision, initial_epoch=initial_epoch, steps=steps))
+            if config.augment.randaugment and config.augment.randaugment_magnitude_std:
+                print_fn("note: randaugment_magnitude_std is recorded but not applied "
+                         "(keras.layers.RandAugment uses a fixed magnitude).")
+        if initial_epoch >= config.epochs:
+            print_fn(f"{run_dir} already completed {initial_epoch} epoch(s); nothing to train.")
+            history, ips = state.get("history", []), state.get("train_images_per_sec")
+        elif strategy_kind == "multiworker":
+            from kconvnext.training.multiworker import fit_multiworker
+
+            history, ips = fit_multiworker(net, train_ds, bundle, config, strategy, run_dir, state,
+                                           initial_epoch, steps, print_fn=print_fn)
+        else:
+            history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
+                                verbose, print_fn, callbacks or [])
+        result = TrainResult(
+            run_dir=run_dir, model=net, config=config, history=history,
+            epochs_completed=int(state.get("completed_epochs", initial_epoch)),
+            best_accuracy=state.get("best_accuracy"), best_epoch=state.get("best_epoch"),
+            best_weights=state.get("best_weights"), train_images_per_sec=ips, params=params,
+        )
+        if strategy_kind != "multiworker" or _is_chief(strategy):
+            result.report = _finish(result, bundle, info, verbose)
+        result.seconds = time.time() - started
+        if verbose:
+            print_fn(end_summary(result))
+        return result
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is None or resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def _write_run_files(run_dir, config, recipe_path, overrides, bundle):
+    header = f"# resolved recipe: {recipe_path}" + (f"\n# overrides: {overrides}" if overrides else "")
+    write_text_atomic(run_dir / "recipe.yaml",
+                      header + "\n" + yaml.safe_dump(config.to_dict(), sort_keys=False))
+    skipped = getattr(bundle, "skipped", None) or []
+    write_text_atomic(run_dir / "skipped_files.txt",
+                      "".join(f"{path}\t{reason}\n" for path, reason in skipped))
+
+
+def _build_without_training_data(net, validation):
+    """Build metrics/optimizer from a validation batch before fit.
+
+    Otherwise fit builds them by pulling a batch from a *new training iterator* on a fresh run but
+    not on a resumed one (whose optimizer is already built), which shifts the per-epoch shuffle
+    stream by one and breaks fast_forward's exact data-order resume.
+    """
+    if hasattr(net, "_symbolic_build"):
+        with net.distribute_strategy.scope():
+            net._symbolic_build(data_batch=next(iter(validation)))
+
+
+def _tensorboard(logs_dir, print_fn):
+    """TensorBoard logs when the tensorboard package is installed (tf.summary needs it)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        print_fn("note: `pip install tensorboard` to also write TensorBoard logs (CSV logs are written).")
+        return []
+    return [keras.callbacks.TensorBoard(str(logs_dir / "tensorboard"), write_graph=False, profile_batch=0)]
+
+
+def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume, verbose, print_fn, extra):
+    """keras fit with our callbacks; NaN -> TrainingDiverged; Ctrl-C -> checkpoint, then re-raise."""
+    guard = cb.NaNGuard()
+    throughput = cb.Throughput(config.batch_size, steps, config.epochs - initial_epoch, print_fn=print_fn)
+    checkpoint = cb.RunCheckpoint(run_dir, state, guard)
+    swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.ema else None
+    logs_dir = run_dir / "logs"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = ([cb.EMAValidation(bundle.validation)] if swap else []) + [
+        guard, throughput, checkpoint,
+        keras.callbacks.CSVLogger(str(logs_dir / "training.csv"), append=bool(resume)),
+    ] + _tensorboard(logs_dir, print_fn) + list(extra) + ([swap] if swap else [])
+    warnings.filterwarnings("ignore", message="Your input ran out of data")  # unknown-length datasets
+    _build_without_training_data(net, bundle.validation)
+    try:
+        net.fit(train_ds, validation_data=bundle.validation, epochs=config.epochs,
+                initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+    except KeyboardInterrupt:
+        if swap is not None and swap._ema_weights_in_model:
+            cb._swap_ema(net)
+        if cb._finite(net):
+            save_model_atomic(net, checkpoint.last_path)
+            state["interrupted"] = True
+            write_json_atomic(run_dir / "state.json", state)
+            print_fn(f"\ninterrupted: saved {checkpoint.last_path} (mid-epoch weights; resume repeats "
+                     f"epoch {state.get('completed_epochs', 0) + 1}). Resume with the same command + --resume.")
+        raise
+    if guard.tripped:
+        epoch, step, loss = guard.tripped
+        kept = (f"the last good checkpoint is kept: {checkpoint.last_path} (epoch {state['completed_epochs']})"
+                if state.get("completed_epochs") else "no epoch completed, so no checkpoint was written")
+        raise TrainingDiverged(
+            f"loss became {loss} at epoch {epoch}, step {step}: training stopped; {kept}. "
+            f"Lower the learning rate (--set lr=... or base_lr=...), or clip gradients "
+            f"(--set global_clipnorm=1.0), or turn off mixed precision."
+        )
+    state.pop("interrupted", None)
+    state["train_images_per_sec"] = throughput.images_per_sec
+    write_json_atomic(run_dir / "state.json", state)
+    return state.get("history", []), throughput.images_per_sec
+
+
+def _finish(result, bundle, info, verbose):
+    """Plots and the validation report of the best checkpoint; final run.json."""
+    run_dir = result.run_dir
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    if result.history:
+        plot_history(result.history, plots / "curves.png", title=f"{info['model']} on {info['dataset']}")
+    best = run_dir / "checkpoints" / "best.keras"
+    model = keras.models.load_model(best, compile=False) if best.is_file() else result.model
+    probs, labels = predict_dataset(model, bundle.validation, verbose=0)
+    report = accuracy_report(probs, labels, bundle.class_names)
+    plot_confusion(report["confusion_matrix"], bundle.class_names, plots / "confusion_matrix.png")
+    write_json_atomic(run_dir / "validation_report.json", report)
+    write_json_atomic(run_dir / "run.json", {
+        **read_json(run_dir / "run.json", {}), **info,
+        "epochs_completed": result.epochs_completed, "best_accuracy": result.best_accuracy,
+        "best_epoch": result.best_epoch, "best_weights": result.best_weights,
+        "validation_top1": report["top1"], "train_images_per_sec": result.train_images_per_sec,
+    })
+    return report

@@ -1,0 +1,78 @@
+"""Recipes: shipped files load, carry the paper's values, and bad keys/types are clear errors."""
+import pytest
+
+from kconvnext.training import list_recipes, load_recipe
+from kconvnext.training.config import config_from_dict, parse_set
+
+SHIPPED = {"imagenet_convnext", "finetune_convnext", "catsdogs_convnext", "catsdogs_resnet",
+           "catsdogs_resnext", "cifar10_convnext", "cifar10_resnet", "cifar10_resnext"}
+
+
+def test_every_recipe_ships_and_validates():
+    assert SHIPPED <= set(list_recipes())
+    for name in SHIPPED:
+        config, _ = load_recipe(name)
+        assert config.epochs > 0 and config.effective_lr() > 0
+
+
+def test_imagenet_recipe_is_the_papers():
+    c, _ = load_recipe("imagenet_convnext")
+    assert (c.base_lr, c.base_batch_size, c.weight_decay, c.beta_1, c.beta_2) == (4e-3, 4096, 0.05, 0.9, 0.999)
+    assert (c.epochs, c.warmup_epochs, c.min_lr, c.label_smoothing) == (300, 20, 1e-6, 0.1)
+    assert {k: c.drop_path_for(k) for k in ("convnext_t", "convnext_s", "convnext_b", "convnext_l")} == {
+        "convnext_t": 0.1, "convnext_s": 0.4, "convnext_b": 0.5, "convnext_l": 0.5}
+    assert c.layer_scale_init == 1e-6 and c.ema and c.ema_momentum == 0.9999
+    a = c.augment
+    assert (a.randaugment_magnitude, a.randaugment_magnitude_std, a.mixup_alpha, a.cutmix_alpha,
+            a.random_erasing) == (9, 0.5, 0.8, 1.0, 0.25)
+    assert "randaugment_magnitude_std" not in a.pipeline_dict()  # recorded, not sent to keras
+    # Linear scaling rule: half the batch, half the lr.
+    half, _ = load_recipe("imagenet_convnext", overrides={"batch_size": 2048})
+    assert half.effective_lr() == pytest.approx(2e-3)
+
+
+def test_finetune_recipe_extends_imagenet():
+    c, _ = load_recipe("finetune_convnext")
+    assert (c.base_lr, c.weight_decay, c.head_init_scale) == (5e-5, 1e-8, 0.001)
+    assert 0.7 <= c.layer_decay <= 0.8
+    assert c.augment.mixup_alpha == 0 and c.augment.cutmix_alpha == 0
+    assert c.beta_2 == 0.999 and c.label_smoothing == 0.1  # inherited
+
+
+def test_user_recipes_match_their_data():
+    assert load_recipe(dataset="catsdogs", family="convnext")[0].image_size == 224
+    for family in ("convnext", "resnet", "resnext"):
+        c, path = load_recipe(dataset="cifar10", family=family)
+        assert path.name == f"cifar10_{family}.yaml"
+        assert c.image_size == 32 and c.small_input
+
+
+def test_unknown_key_names_file_and_suggests(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 3\nweight_decy: 0.1\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*'weight_decy'.*Did you mean 'weight_decay'"):
+        load_recipe(str(bad))
+    bad.write_text("augment:\n  mixup: 0.1\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: augment.*'mixup'.*mixup_alpha"):
+        load_recipe(str(bad))
+
+
+def test_wrong_type_names_key(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("epochs: ten\n")
+    with pytest.raises(ValueError, match=r"typo\.yaml: key 'epochs': expected int, got 'ten'"):
+        load_recipe(str(bad))
+    with pytest.raises(ValueError, match=r"'strategy' must be one of"):
+        config_from_dict({"strategy": "tpu"})
+
+
+def test_set_overrides_are_typed():
+    c, _ = load_recipe("catsdogs_convnext", overrides=parse_set(
+        ["epochs=3", "lr=1e-3", "augment.mixup_alpha=0", "model.depths=[1,1,1,1]", "global_clipnorm=null"]))
+    assert c.epochs == 3 and c.lr == 1e-3 and c.effective_lr() == 1e-3
+    assert c.augment.mixup_alpha == 0.0 and c.augment.cutmix_alpha == 1.0  # nested merge keeps siblings
+    assert c.model == {"depths": [1, 1, 1, 1]} and c.global_clipnorm is None
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_set(["epochs"])
+    with pytest.raises(ValueError, match=r"key 'batch_size': expected int"):
+        load_recipe("catsdogs_convnext", overrides=parse_set(["batch_size=big"]))

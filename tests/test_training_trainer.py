@@ -1,0 +1,117 @@
+"""The trainer on small in-memory data: run folder contents, exact resume, NaN handling."""
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kconvnext.training import TrainingDiverged, train
+from training_helpers import synthetic_bundle
+
+TINY = {"model": {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]}, "augment": {"mixup_alpha": 0.0}}
+
+
+def run(tmp_path, name="run", **kwargs):
+    args = dict(epochs=3, batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5,
+                drop_path_rate=0.0, ema=True, ema_momentum=0.9)
+    args.update(kwargs)
+    data = args.pop("data", None) or synthetic_bundle()
+    return train("catsdogs", "convnext_atto", data=data, output=tmp_path / name, verbose=0,
+                 overrides=TINY, **args)
+
+
+class StopAtEpoch(keras.callbacks.Callback):
+    """Dies at the start of an epoch, after the previous epoch's checkpoint: a kill between epochs."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("simulated kill")
+
+
+def test_run_folder_and_falling_loss(tmp_path):
+    result = run(tmp_path)
+    d = result.run_dir
+    losses = [h["loss"] for h in result.history]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    for name in ("checkpoints/last.keras", "checkpoints/best.keras", "recipe.yaml", "state.json",
+                 "logs/training.csv", "plots/curves.png", "plots/confusion_matrix.png", "skipped_files.txt"):
+        assert (d / name).is_file() and (d / name).stat().st_size > 0, name
+    info = json.loads((d / "run.json").read_text())
+    assert info["model"] == "convnext_atto" and info["class_names"] == ["c0", "c1"]
+    assert info["image_size"] == 32 and info["eval_crop_ratio"] == 0.875 and info["normalization"] == "imagenet"
+    assert "bad.jpg" in (d / "skipped_files.txt").read_text()
+    # Raw and EMA validation are both logged every epoch.
+    assert all("val_accuracy" in h and "val_ema_accuracy" in h for h in result.history)
+    header = (d / "logs/training.csv").read_text().splitlines()[0]
+    assert "val_ema_accuracy" in header and "val_accuracy" in header
+    # A plain keras.Model with a plain loss.
+    last = keras.models.load_model(d / "checkpoints/last.keras")
+    assert type(last) is keras.Model or isinstance(last, keras.Model)
+    assert isinstance(last.loss, keras.losses.CategoricalCrossentropy)
+    assert int(last.optimizer.iterations) == 3 * 4
+
+
+def _flat(weights):
+    return np.concatenate([np.ravel(w) for w in weights])
+
+
+def test_resume_after_kill_ends_within_one_epoch_of_uninterrupted_run(tmp_path):
+    full = run(tmp_path, "full")
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run(tmp_path, "killed", callbacks=[StopAtEpoch(2)])
+    assert json.loads((tmp_path / "killed/state.json").read_text())["completed_epochs"] == 2
+    at_kill = _flat(keras.models.load_model(tmp_path / "killed/checkpoints/last.keras").get_weights())
+    resumed = run(tmp_path, "killed")  # the same call again resumes automatically
+    assert resumed.epochs_completed == 3 and len(resumed.history) == 3
+    assert int(resumed.model.optimizer.iterations) == int(full.model.optimizer.iterations) == 12
+    # Epochs 1-2 are the same run; the resumed epoch 3 lands next to the uninterrupted one: much
+    # closer than one epoch of training moves the weights (optimizer, schedule and EMA restored).
+    assert [h["loss"] for h in resumed.history[:2]] == [h["loss"] for h in full.history[:2]]
+    gap = np.linalg.norm(_flat(full.model.get_weights()) - _flat(resumed.model.get_weights()))
+    one_epoch = np.linalg.norm(_flat(full.model.get_weights()) - at_kill)
+    assert gap < 0.25 * one_epoch, (gap, one_epoch)
+
+
+def test_resume_with_a_different_recipe_is_refused(tmp_path):
+    run(tmp_path, epochs=1)
+    with pytest.raises(ValueError, match=r"different recipe.*lr.*--output NEW_DIR"):
+        run(tmp_path, epochs=2, lr=1e-2)
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    run(tmp_path, epochs=1)
+    good = [np.array(w) for w in keras.models.load_model(tmp_path / "run/checkpoints/last.keras").get_weights()]
+    poisoned = synthetic_bundle()
+    poisoned.train = poisoned.train.map(lambda x, y: (x * np.float32("nan"), y))
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1.*kept.*last\.keras \(epoch 1\)"):
+        run(tmp_path, epochs=2, data=poisoned)
+    kept = keras.models.load_model(tmp_path / "run/checkpoints/last.keras").get_weights()
+    for a, b in zip(good, kept):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((tmp_path / "run/state.json").read_text())["completed_epochs"] == 1
+
+
+def test_nan_in_first_epoch_says_nothing_was_saved(tmp_path):
+    poisoned = synthetic_bundle()
+    poisoned.train = poisoned.train.map(lambda x, y: (x * np.float32("inf") * 0, y))
+    with pytest.raises(TrainingDiverged, match="no epoch completed"):
+        run(tmp_path, epochs=1, data=poisoned)
+    assert not (tmp_path / "run/checkpoints/last.keras").exists()
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, epochs=2, callbacks=[Interrupt()])
+    state = json.loads((tmp_path / "run/state.json").read_text())
+    assert state["interrupted"] and (tmp_path / "run/checkpoints/last.keras").is_file()
+    assert int(keras.models.load_model(tmp_path / "run/checkpoints/last.keras").optimizer.iterations) == 2
