@@ -4,7 +4,6 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from kconvnext.training import TrainingDiverged, train
 from training_helpers import synthetic_bundle

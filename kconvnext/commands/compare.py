@@ -1,5 +1,5 @@
 """`cli.py compare DATASET MODEL...`: the same budget for each model, one table, one plot."""
-import argparse
+from kconvnext.commands.common import add_command
 
 EXAMPLES = """examples:
   python cli.py compare catsdogs convnext_t resnet50 resnext50_32x4d --epochs 10
@@ -10,12 +10,12 @@ EXAMPLES = """examples:
 def register(subparsers):
     from kconvnext.commands.train import add_common_data_args
 
-    p = subparsers.add_parser(
-        "compare", help="train several models with their recipes under one budget and tabulate",
+    p = add_command(
+        subparsers, "compare", help="train several models with their recipes under one budget and tabulate",
         description="Train each MODEL on DATASET with its own recipe and the same epochs/batch, then "
                     "write compare.md, compare.csv (model, dataset, accuracy, params, GFLOPs, train "
                     "img/s) and compare.png (validation curves).",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=EXAMPLES,
     )
     p.add_argument("dataset")
     p.add_argument("models", nargs="+", metavar="MODEL")

@@ -1,5 +1,5 @@
 """`cli.py eval RUN_OR_MODEL_FILE DATASET`: top-1/top-5, per-class accuracy, confusion matrix."""
-import argparse
+from kconvnext.commands.common import add_command
 
 EXAMPLES = """examples:
   python cli.py eval runs/catsdogs-convnext_t catsdogs            # best.keras of a run
@@ -9,11 +9,11 @@ EXAMPLES = """examples:
 
 
 def register(subparsers):
-    p = subparsers.add_parser(
-        "eval", help="evaluate a trained model on a data set's validation split",
+    p = add_command(
+        subparsers, "eval", help="evaluate a trained model on a data set's validation split",
         description="Evaluate a run folder (its best checkpoint) or a .keras file on the validation "
                     "split, resized and center-cropped exactly as during training.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=EXAMPLES,
     )
     p.add_argument("model", metavar="RUN_OR_MODEL_FILE")
     p.add_argument("dataset", help="catsdogs | cifar10 | folder")

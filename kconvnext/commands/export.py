@@ -1,5 +1,5 @@
 """`cli.py export`: a trained model as a TF Serving SavedModel or a TFLite file, validated."""
-import argparse
+from kconvnext.commands.common import add_command
 
 # As kconvnext.export.validate (not imported here: building the parser must not import TF).
 DEFAULT_NUM_VALIDATION = 32
@@ -22,12 +22,12 @@ printed); an fp32 export that disagrees by more than 1e-4 in probability is refu
 
 
 def register(subparsers):
-    p = subparsers.add_parser(
-        "export", help="export a trained model to SavedModel (TF Serving) or TFLite, validated",
+    p = add_command(
+        subparsers, "export", help="export a trained model to SavedModel (TF Serving) or TFLite, validated",
         description="Export a trained model as a SavedModel for TF Serving (string-image and "
                     "float-pixel signatures) or as TFLite (fp32, fp16, dynamic-range or full int8), "
                     "validated against the Keras model.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=EXAMPLES,
     )
     p.add_argument("model_file", metavar="MODEL_FILE", help=".keras checkpoint or run folder")
     p.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")

@@ -1,6 +1,6 @@
 """`cli.py models`: every registered variant with its parameter count and GFLOPs."""
-import argparse
 import json
+from kconvnext.commands.common import add_command
 
 EXAMPLES = """examples:
   python cli.py models                      # all variants at 224 px, 1000 classes
@@ -11,11 +11,11 @@ EXAMPLES = """examples:
 
 
 def register(subparsers):
-    p = subparsers.add_parser(
-        "models", help="list registered models with parameters and GFLOPs",
+    p = add_command(
+        subparsers, "models", help="list registered models with parameters and GFLOPs",
         description="List every registered model with its parameter count and GFLOPs "
                     "(multiply-adds, the papers' convention) at the chosen resolution.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=EXAMPLES,
     )
     p.add_argument("--family", choices=["convnext", "resnet", "resnext"], help="only this family")
     p.add_argument("--image-size", type=int, default=None, help="resolution (default: each model's own, 224)")

@@ -1,5 +1,5 @@
 """`cli.py predict MODEL_FILE IMAGE...`: class and probability per image."""
-import argparse
+from kconvnext.commands.common import add_command
 
 EXAMPLES = """examples:
   python cli.py predict runs/catsdogs-convnext_t cat.jpg dog.png     # a run folder (best.keras)
@@ -8,11 +8,11 @@ EXAMPLES = """examples:
 
 
 def register(subparsers):
-    p = subparsers.add_parser(
-        "predict", help="classify image files with a trained model",
+    p = add_command(
+        subparsers, "predict", help="classify image files with a trained model",
         description="Print the predicted class and its probability for each image, decoded, "
                     "resized and center-cropped as in validation.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=EXAMPLES,
     )
     p.add_argument("model", metavar="MODEL_FILE", help="a .keras file or a run folder")
     p.add_argument("images", nargs="+", metavar="IMAGE")

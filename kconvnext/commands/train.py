@@ -1,6 +1,6 @@
 """`cli.py train DATASET MODEL`: a thin layer over kconvnext.training.train."""
-import argparse
 import sys
+from kconvnext.commands.common import add_command
 
 EXAMPLES = """examples:
   python cli.py train catsdogs convnext_t                 # recipes/catsdogs_convnext.yaml, runs/catsdogs-convnext_t/
@@ -21,11 +21,11 @@ def add_common_data_args(p):
 
 
 def register(subparsers):
-    p = subparsers.add_parser(
-        "train", help="train a model with its recipe (resumable)",
+    p = add_command(
+        subparsers, "train", help="train a model with its recipe (resumable)",
         description="Train MODEL on DATASET with the recipe for (dataset, model family), writing "
                     "checkpoints, logs and plots to a run folder.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=EXAMPLES,
     )
     p.add_argument("dataset", help="catsdogs | cifar10 | folder (with --data-dir)")
     p.add_argument("model", help="a registered model name (see `cli.py models`)")
