@@ -333,7 +333,7 @@ def fake_cifar(folder, n=20):
 def test_download_only_when_no_local_copy(tmp_path, monkeypatch):
     calls = []
 
-    def offline_get_file(**kwargs):
+    def offline_get_file(**kwargs):  # offline stand-in for get_file: records the call, never downloads
         calls.append(kwargs)
         raise OSError("network unreachable")
 

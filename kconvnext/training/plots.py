@@ -24,6 +24,10 @@ def plot_history(history, path, title=""):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
+    _save(fig, path)
+
+
+def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -46,9 +50,7 @@ def plot_confusion(matrix, class_names, path, title="confusion matrix (validatio
                 ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
                         color="white" if matrix[i, j] > peak / 2 else "black")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_compare(curves, path, title="validation accuracy"):
@@ -61,6 +63,4 @@ def plot_compare(curves, path, title="validation accuracy"):
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
