@@ -39,8 +39,8 @@ def resolve_model_file(model_file):
     path = Path(model_file)
     if not path.exists():
         raise FileNotFoundError(
-            f"Model file {str(path)!r} does not exist; pass a .keras checkpoint or a run folder "
-            "(containing checkpoints/best.keras or checkpoints/last.keras)."
+            f"Model file {str(path)!r} does not exist (no such run folder or .keras file); pass a "
+            ".keras checkpoint or a run folder (containing checkpoints/best.keras or checkpoints/last.keras)."
         )
     if path.is_dir():
         for name in CHECKPOINT_NAMES:

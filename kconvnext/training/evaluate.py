@@ -3,7 +3,6 @@
 Shared by the trainer (confusion matrix at the end of a run) and `cli.py eval` / `predict`.
 """
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,34 +11,18 @@ import numpy as np
 def load_trained_model(run_or_file):
     """(keras model, run info dict) from a run folder (best.keras, else last.keras) or a .keras file.
 
-    compile=False: evaluation needs only the forward pass, and this does not need the optimizer
-    classes to match the current code.
+    Where the model and its run.json are found is export's rule (kconvnext.export.paths), so
+    eval, predict and export always read the same checkpoint. compile=False: evaluation needs
+    only the forward pass, and this does not need the optimizer classes to match the code.
     """
     import keras
 
     import kconvnext.training  # noqa: F401  (registers the custom schedule/optimizer)
+    from kconvnext.export.paths import resolve_model_file
 
-    path = Path(run_or_file)
-    info = {}
-    if path.is_dir():
-        run_json = path / "run.json"
-        info = json.loads(run_json.read_text()) if run_json.is_file() else {}
-        for name in ("best.keras", "last.keras"):
-            candidate = path / "checkpoints" / name
-            if candidate.is_file():
-                path = candidate
-                break
-        else:
-            raise FileNotFoundError(f"{run_or_file}: no checkpoints/best.keras or last.keras in this run folder.")
-    elif not path.is_file():
-        raise FileNotFoundError(f"{path}: no such run folder or .keras file.")
-    elif path.suffix != ".keras":
-        raise ValueError(f"{path}: expected a run folder or a .keras model file.")
-    else:
-        run_json = path.parent.parent / "run.json"
-        if run_json.is_file():
-            info = json.loads(run_json.read_text())
-    model = keras.models.load_model(path, compile=False)
+    source = resolve_model_file(run_or_file)
+    info = dict(source.metadata)
+    model = keras.models.load_model(source.keras_path, compile=False)
     info.setdefault("image_size", int(model.input_shape[1]))
     return model, info
 
