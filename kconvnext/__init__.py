@@ -1,11 +1,20 @@
 """kconvnext: ConvNeXt, ResNet and ResNeXt for Keras 3, trained with the ConvNeXt recipe."""
 import functools as _functools
+import importlib as _importlib
 
-from kconvnext import data, export, layers, training, weights  # noqa: F401  (kconvnext.export(...) is callable)
+from kconvnext import data, layers, training, weights  # noqa: F401
 from kconvnext.training import TrainingDiverged, load_recipe, train
 from kconvnext.models import create_model, get_spec, list_models
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """kconvnext.export is imported on first use: it needs TensorFlow, and the models, data and
+    trainer must import on a machine that has only JAX (or PyTorch)."""
+    if name == "export":
+        return _importlib.import_module("kconvnext.export")
+    raise AttributeError(f"module 'kconvnext' has no attribute {name!r}")
 
 
 def _direct_builder(name):

@@ -50,3 +50,48 @@ def test_models_build_run_and_train_on_jax():
     # Same seed, same weights: both grouped-conv implementations compute the same function.
     np.testing.assert_allclose(results["resnext-native"]["logits"],
                                results["resnext-split"]["logits"], atol=1e-4)
+
+
+TRAIN_WITHOUT_TF = r"""
+import importlib.abc, json, sys
+
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    # A GPU machine with JAX and no TensorFlow: any import of it fails.
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError("tensorflow is not installed here")
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+import keras, kconvnext
+from kconvnext.training import train
+
+result = train("cifar10", "convnext_atto", data_dir=sys.argv[1], output=sys.argv[2], verbose=0,
+               epochs=3, batch_size=50, limit=300, warmup_epochs=0.5,
+               overrides={"model": {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]}})
+best = keras.models.load_model(result.run_dir / "checkpoints" / "best.keras")
+print("RESULT" + json.dumps({
+    "backend": keras.backend.backend(), "losses": [h["loss"] for h in result.history],
+    "steps": int(result.model.optimizer.iterations), "best": result.best_accuracy,
+    "report_count": result.report["count"], "best_outputs": int(best.output_shape[-1]),
+    "tf_imported": any(m.split(".")[0] == "tensorflow" for m in sys.modules)}))
+"""
+
+
+@pytest.mark.slow
+def test_trainer_runs_on_jax_without_tensorflow(tmp_path, cifar10_dir):
+    """The path for a GPU machine that has JAX but no TensorFlow: the same `train` call, fed by
+    keras.utils.PyDataset (kconvnext/data/portable.py), on real CIFAR-10 images."""
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", TRAIN_WITHOUT_TF, str(cifar10_dir), str(tmp_path / "run")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))[len("RESULT"):])
+    assert r["backend"] == "jax" and not r["tf_imported"]
+    assert r["steps"] == 3 * 6 and r["report_count"] == 300 and r["best_outputs"] == 10
+    assert r["losses"][-1] < r["losses"][0], r["losses"]
+    assert r["best"] > 0.1  # above chance after 18 steps
+    for name in ("run.json", "state.json", "logs/training.csv", "plots/curves.png"):
+        assert (tmp_path / "run" / name).is_file(), name

@@ -5,7 +5,8 @@ from kconvnext.training import list_recipes, load_recipe
 from kconvnext.training.config import config_from_dict, parse_set
 
 SHIPPED = {"imagenet_convnext", "finetune_convnext", "catsdogs_convnext", "catsdogs_resnet",
-           "catsdogs_resnext", "cifar10_convnext", "cifar10_resnet", "cifar10_resnext"}
+           "catsdogs_resnext", "cifar10_convnext", "cifar10_resnet", "cifar10_resnext", "catsdogs_small",
+           "catsdogs_finetune"}
 
 
 def test_every_recipe_ships_and_validates():

@@ -114,3 +114,25 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path):
     state = json.loads((tmp_path / "run/state.json").read_text())
     assert state["interrupted"] and (tmp_path / "run/checkpoints/last.keras").is_file()
     assert int(keras.models.load_model(tmp_path / "run/checkpoints/last.keras").optimizer.iterations) == 2
+
+
+@pytest.mark.slow
+def test_finetune_recipe_starts_from_the_checkpoint(tmp_path, catsdogs_dir):
+    """The fine-tuning path end to end: recipes/catsdogs_finetune.yaml + pretrained=FILE (a timm
+    checkpoint of a small ConvNeXt, 7 classes) -> a 2-class model whose backbone starts from the
+    file (and moves little at the fine-tuning lr), with a fresh head and layer-wise lr decay."""
+    import kconvnext
+
+    fixture = "tests/fixtures/parity/convnext_timm.safetensors"
+    arch = {"depths": [1, 1, 2, 1], "dims": [16, 32, 48, 64]}
+    result = train("catsdogs", "convnext_atto", recipe="catsdogs_finetune", data_dir=str(catsdogs_dir),
+                   output=tmp_path / "ft", verbose=0, epochs=1, batch_size=8, limit=16, image_size=64,
+                   overrides={"pretrained": fixture, "model": arch})
+    source = kconvnext.create_model("convnext_atto", num_classes=7, input_shape=(64, 64, 3), weights=fixture, **arch)
+    tuned = result.model
+    assert tuned.output_shape[-1] == 2 and int(tuned.optimizer.iterations) == 2  # 16 images, batch 8
+    start = source.get_layer("stem").get_weights()[0]
+    moved = np.abs(tuned.get_layer("stem").get_weights()[0] - start).max()
+    assert 0 < moved < 0.01 * np.abs(start).max() + 1e-3
+    scales = tuned.optimizer.lr_scales
+    assert scales["head_fc"] == 1.0 and scales["stem"] < scales["stages_3_blocks_0"] < 1.0

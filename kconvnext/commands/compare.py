@@ -4,6 +4,7 @@ from kconvnext.commands.common import add_command
 EXAMPLES = """examples:
   python cli.py compare catsdogs convnext_t resnet50 resnext50_32x4d --epochs 10
   python cli.py compare cifar10 convnext_atto resnet18 --epochs 3 --set limit=2000 --output runs/cmp
+  python cli.py compare cifar10 convnext_atto resnet18 resnext50_32x4d --budget-minutes 15
 """
 
 
@@ -19,8 +20,12 @@ def register(subparsers):
     )
     p.add_argument("dataset")
     p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--recipe", metavar="FILE", help="one recipe for every model (default: each family's own)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--budget-minutes", type=float, metavar="MIN",
+                   help="train each model for MIN minutes of this machine (measured speed -> epochs) "
+                        "instead of a fixed number of epochs: the fair comparison of models of different cost")
     add_common_data_args(p)
     p.add_argument("--output", metavar="DIR", help="default: runs/compare-DATASET")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -37,7 +42,8 @@ def run(args):
     check_names(args.dataset, args.models)
     out = Path(args.output or f"runs/compare-{args.dataset}")
     rows, paths = compare(args.dataset, args.models, output=out, data_dir=args.data_dir,
-                          overrides=overrides_from_args(args), verbose=2 if args.quiet else 1)
+                          overrides=overrides_from_args(args), verbose=2 if args.quiet else 1,
+                          recipe=args.recipe)
     print(paths["markdown"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

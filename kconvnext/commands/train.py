@@ -32,6 +32,8 @@ def register(subparsers):
     p.add_argument("--recipe", metavar="FILE", help="recipe file or shipped recipe name (default: by dataset and family)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--budget-minutes", type=float, metavar="MIN",
+                   help="train for MIN minutes of this machine instead of --epochs (measured, then fixed)")
     add_common_data_args(p)
     p.add_argument("--output", metavar="RUN_DIR", help="run folder (default: runs/DATASET-MODEL)")
     p.add_argument("--resume", action="store_true", default=None,
@@ -50,6 +52,8 @@ def overrides_from_args(args):
         out = merge(out, {"epochs": args.epochs})
     if args.batch_size is not None:
         out = merge(out, {"batch_size": args.batch_size})
+    if getattr(args, "budget_minutes", None) is not None:
+        out = merge(out, {"budget_minutes": args.budget_minutes})
     return out
 
 

@@ -87,6 +87,7 @@ class DataBundle:
     normalization: str = "imagenet"
     small_input: bool = False
     image_size: int = 224
+    arrays: bool = False  # in-memory arrays (CIFAR): training crops are pad-and-crop, not resized crops
 
     @property
     def num_classes(self):

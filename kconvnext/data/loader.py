@@ -1,11 +1,16 @@
-"""kconvnext.data.load: one call from a data set name to train/validation datasets and their facts."""
+"""kconvnext.data.load: one call from a data set name to train/validation datasets and their facts.
+
+`select_splits` (find the source, apply the limit, drop unreadable files, count) needs no
+TensorFlow, so the tf.data pipelines here and the PyDataset ones in portable.py share it.
+"""
+from dataclasses import dataclass
+
 import numpy as np
 
 from kconvnext.data.config import AugmentConfig, DataBundle
-from kconvnext.data.pipeline import train_dataset, validation_dataset
 from kconvnext.data.scan import report_skipped, scan_files
 from kconvnext.data.sources import SOURCES
-from kconvnext.data.sources.base import FileSplit
+from kconvnext.data.sources.base import ArraySplit, FileSplit
 from kconvnext.data.split import stratified_limit
 
 DEFAULT_IMAGE_SIZE = 224
@@ -20,11 +25,49 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
     (stratified, seeded). Unusable image files are skipped, warned about and listed in
     DataBundle.skipped (and output_dir/skipped_files.txt).
     """
+    from kconvnext.data.pipeline import train_dataset, validation_dataset
+
+    config = AugmentConfig.resolve(augment)
+    splits = select_splits(name, data_dir=data_dir, image_size=image_size, batch_size=batch_size, seed=seed,
+                           validation_fraction=validation_fraction, limit=limit, output_dir=output_dir)
+    kwargs = dict(num_classes=splits.num_classes, image_size=splits.image_size, batch_size=int(batch_size),
+                  config=config)
+    return splits.bundle(
+        train=train_dataset(splits.train, seed=int(seed), shuffle_buffer=shuffle_buffer, **kwargs),
+        validation=validation_dataset(splits.validation, **kwargs),
+    )
+
+
+@dataclass
+class Splits:
+    """The chosen train/validation images of a source, before any pipeline reads them."""
+    source: object
+    train: object
+    validation: object
+    skipped: list
+    counts: dict
+    image_size: int
+
+    @property
+    def num_classes(self):
+        return len(self.source.class_names)
+
+    def bundle(self, train, validation):
+        return DataBundle(
+            train=train, validation=validation, class_names=list(self.source.class_names),
+            train_count=len(self.train), validation_count=len(self.validation), class_counts=self.counts,
+            skipped=self.skipped, normalization=self.source.normalization,
+            small_input=self.image_size < 64, image_size=self.image_size,
+            arrays=isinstance(self.train, ArraySplit),
+        )
+
+
+def select_splits(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, validation_fraction=0.1,
+                  limit=None, output_dir=None):
     if name not in SOURCES:
         raise ValueError(f"Unknown data set {name!r}; use one of {sorted(SOURCES)} (folder: --data-dir DIR).")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    config = AugmentConfig.resolve(augment)
     source = SOURCES[name](data_dir, validation_fraction=validation_fraction, seed=seed)
     image_size = int(image_size or source.native_size or DEFAULT_IMAGE_SIZE)
     train = source.train.subset(stratified_limit(source.train.labels, limit, seed))
@@ -34,15 +77,7 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
         train, validation, skipped = _drop_unusable(train, validation)
         report_skipped(skipped, output_dir)
     counts = {"train": _counts(train, source, "train"), "validation": _counts(validation, source, "validation")}
-    kwargs = dict(num_classes=len(source.class_names), image_size=image_size, batch_size=int(batch_size),
-                  config=config)
-    return DataBundle(
-        train=train_dataset(train, seed=int(seed), shuffle_buffer=shuffle_buffer, **kwargs),
-        validation=validation_dataset(validation, **kwargs),
-        class_names=list(source.class_names), train_count=len(train), validation_count=len(validation),
-        class_counts=counts, skipped=skipped, normalization=source.normalization,
-        small_input=image_size < 64, image_size=image_size,
-    )
+    return Splits(source, train, validation, skipped, counts, image_size)
 
 
 def _drop_unusable(train, validation):

@@ -84,6 +84,7 @@ class Throughput(keras.callbacks.Callback):
             self._t0 = time.perf_counter()
         elif self._t0 is not None:
             self._timed += 1
+            self._t_last = time.perf_counter()  # epoch end comes after validation: stop the clock here
             if not self._printed and self._timed >= self.estimate_after:
                 self._printed = True
                 per_step = (time.perf_counter() - self._t0) / self._timed
@@ -96,7 +97,7 @@ class Throughput(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self._t0 is not None and self._timed:
-            self.images_per_sec = self._timed * self.batch_size / (time.perf_counter() - self._t0)
+            self.images_per_sec = self._timed * self.batch_size / (self._t_last - self._t0)
             if logs is not None:
                 logs["train_images_per_sec"] = self.images_per_sec
 

@@ -47,6 +47,8 @@ class TrainConfig:
     # Schedule
     epochs: int = 30
     warmup_epochs: float = 2.0
+    # Train for this many minutes of this machine instead of `epochs` (kconvnext/training/budget.py).
+    budget_minutes: Optional[float] = None
     # Optimizer (AdamW). Effective lr = lr if set, else base_lr * batch_size / base_batch_size
     # (the paper's linear scaling rule: 4e-3 at batch 4096).
     base_lr: float = 4e-3

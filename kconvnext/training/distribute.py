@@ -5,11 +5,29 @@ several GPUs are visible, else the default (single-device) strategy. "mirrored" 
 CPU-only machine with `cpu_devices: N` logical CPU devices, which is how the tests exercise the
 multi-replica code path without GPUs. Logical devices must be configured before TensorFlow
 initialises its runtime, so call `select_strategy` before building any tensor.
+
+On other Keras backends (JAX, PyTorch: a GPU machine without TensorFlow) there is no tf.distribute;
+the run is single-process with keras' own device placement (`NoStrategy`), and TensorFlow is
+never imported.
 """
+import contextlib
 import json
 import os
 
-import tensorflow as tf
+import keras
+
+
+def tensorflow_backend():
+    return keras.backend.backend() == "tensorflow"
+
+
+class NoStrategy:
+    """What the trainer needs of a tf.distribute strategy, for backends without one."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def tf_config_workers():
@@ -25,6 +43,8 @@ def tf_config_workers():
 
 
 def _configure_cpu_devices(n):
+    import tensorflow as tf
+
     cpus = tf.config.list_physical_devices("CPU")
     current = tf.config.get_logical_device_configuration(cpus[0])
     if current and len(current) == n:
@@ -40,6 +60,13 @@ def _configure_cpu_devices(n):
 
 def select_strategy(name="auto", cpu_devices=None):
     """-> (strategy, kind) with kind in {"default", "mirrored", "multiworker"}."""
+    if not tensorflow_backend():
+        if name in ("mirrored", "multiworker"):
+            raise ValueError(f"strategy={name} needs the TensorFlow backend (KERAS_BACKEND=tensorflow); "
+                             f"on {keras.backend.backend()} use strategy: auto or default.")
+        return NoStrategy(), "default"
+    import tensorflow as tf
+
     if cpu_devices and cpu_devices > 1:
         _configure_cpu_devices(int(cpu_devices))
     if name == "multiworker" or (name == "auto" and tf_config_workers() > 1):
@@ -70,7 +97,23 @@ def resolve_precision(setting):
     if setting in (None, "float32"):
         return "float32"
     if setting == "auto":
-        if tf.config.list_physical_devices("GPU"):
+        if _has_gpu():
             return "mixed_float16"
         return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
     return setting
+
+
+def _has_gpu():
+    if tensorflow_backend():
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False

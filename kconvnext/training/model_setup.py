@@ -69,5 +69,5 @@ def compile_model(model, name, config, steps_per_epoch, num_classes):
 
 
 def steps_per_epoch(dataset, count, batch_size):
-    n = int(dataset.cardinality())
+    n = len(dataset) if not hasattr(dataset, "cardinality") else int(dataset.cardinality())
     return n if n > 0 else max(1, math.ceil(count / batch_size))

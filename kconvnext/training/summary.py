@@ -1,10 +1,10 @@
 """The one-screen summaries printed at the start and the end of a run."""
 
 
-def _aug_line(a):
+def _aug_line(a, arrays=False):
     parts = []
     if a.random_resized_crop:
-        parts.append(f"random-resized-crop {tuple(a.crop_scale)}")
+        parts.append("pad-and-crop" if arrays else f"random-resized-crop {tuple(a.crop_scale)}")
     if a.hflip:
         parts.append("flip")
     if a.randaugment:
@@ -41,7 +41,7 @@ def start_summary(*, model_name, family, params, config, recipe_path, overrides,
         + (f", clipnorm {c.global_clipnorm:g}" if c.global_clipnorm else "")
         + f", label smoothing {c.label_smoothing:g}, drop path {c.drop_path_for(model_name):g}"
         + (f", EMA {c.ema_momentum:g}" if c.ema else ""),
-        f"          augment: {_aug_line(c.augment)}",
+        f"          augment: {_aug_line(c.augment, getattr(bundle, 'arrays', False))}",
         f"runtime   strategy {strategy_kind} ({replicas} replica(s)), precision {precision}",
         f"output    {run_dir}",
         "=" * 78,

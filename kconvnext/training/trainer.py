@@ -16,14 +16,14 @@ import warnings
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 import yaml
 
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.training import callbacks as cb
+from kconvnext.training.budget import apply_plan, measure_train_speed, plan_budget, plan_from_state
 from kconvnext.training.config import merge, parse_set
-from kconvnext.training.distribute import resolve_precision, select_strategy
+from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.evaluate import accuracy_report, predict_dataset
 from kconvnext.training.io import read_json, save_model_atomic, write_json_atomic, write_text_atomic
 from kconvnext.training.model_setup import build_model, compile_model, schedule_for, steps_per_epoch
@@ -52,6 +52,7 @@ class TrainResult:
     params: int = 0
     seconds: float = 0.0
     report: dict = None
+    budget_plan: object = None  # a budget.BudgetPlan when the recipe set budget_minutes
 
 
 def default_run_dir(dataset, model):
@@ -70,11 +71,19 @@ def _normalize_overrides(overrides):
     return out
 
 
-def load_data(dataset, config, data_dir, run_dir, seed):
-    """kconvnext.data.load with the recipe's image size, batch, augmentation and limit."""
-    from kconvnext import data as kdata
+def load_data(dataset, config, data_dir, run_dir, seed, print_fn=print):
+    """kconvnext.data.load with the recipe's image size, batch, augmentation and limit; on a backend
+    other than TensorFlow the numpy/PyDataset equivalent (kconvnext/data/portable.py)."""
+    if tensorflow_backend():
+        from kconvnext.data import load
+    else:
+        from kconvnext.data.portable import load, unsupported
 
-    return kdata.load(
+        missing = unsupported(config.augment)
+        if missing:
+            print_fn(f"note: on the {keras.backend.backend()} backend the data pipeline is numpy: "
+                     f"{', '.join(missing)} from the recipe are NOT applied (they need tf.data).")
+    return load(
         dataset, data_dir=data_dir, image_size=config.image_size, batch_size=config.batch_size,
         seed=seed, augment=config.augment.pipeline_dict(), validation_fraction=config.validation_fraction,
         limit=config.limit, output_dir=str(run_dir),
@@ -88,9 +97,21 @@ def with_known_length(dataset, steps):
     epoch (7 for 6 batches, seen with Keras 3.15), which shifts the lr schedule; the data module
     drops unreadable files before building the pipeline, so the length is exact.
     """
+    if not hasattr(dataset, "cardinality"):
+        return dataset  # a PyDataset knows its length
+    import tensorflow as tf
+
     if int(dataset.cardinality()) >= 0:
         return dataset
     return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+
+
+def first_batches(dataset, steps):
+    """The first `steps` batches of each epoch (a budget shorter than one epoch)."""
+    if hasattr(dataset, "take"):
+        return dataset.take(steps)
+    dataset.limit_batches(steps)
+    return dataset
 
 
 def fast_forward(dataset, epochs):
@@ -101,6 +122,9 @@ def fast_forward(dataset, epochs):
     `epochs` iterators makes a resumed run see the shuffle order and augmentation seeds that the
     uninterrupted run would have seen from epoch `epochs + 1` on.
     """
+    if hasattr(dataset, "skip_epochs"):  # portable.ImageBatches: randomness is a function of the epoch
+        dataset.skip_epochs(epochs)
+        return
     for _ in range(int(epochs)):
         iterator = iter(dataset)
         del iterator
@@ -178,6 +202,9 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
     elif resume and not last_ckpt.is_file():
         raise FileNotFoundError(f"--resume: {last_ckpt} does not exist; train without --resume first.")
     state = read_json(run_dir / "state.json", {}) if resume else {}
+    plan = plan_from_state(state) if config.budget_minutes else None
+    if plan is not None:
+        config = apply_plan(config, plan)  # the budget was measured once, when the run started
     if resume:
         _check_resume_compatible(run_dir, config)
     initial_epoch = int(state.get("completed_epochs", 0))
@@ -191,9 +218,18 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         keras.utils.set_random_seed(config.seed)
         if callable(data):
             data = data()
-        bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, seed=config.seed)
+        bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, config.seed, print_fn)
         steps = steps_per_epoch(bundle.train, bundle.train_count, config.batch_size)
         train_ds = with_known_length(bundle.train, steps)
+        if config.budget_minutes and plan is None:
+            with strategy.scope():
+                plan = _measure_budget(model, config, bundle, steps)
+            state["budget_plan"] = dataclasses.asdict(plan)
+            config = apply_plan(config, plan)
+            keras.utils.set_random_seed(config.seed)  # the real model starts as an unbudgeted run would
+        if plan is not None and plan.steps_per_epoch < steps:
+            steps = plan.steps_per_epoch
+            train_ds = first_batches(train_ds, steps)
         run_dir.mkdir(parents=True, exist_ok=True)
         with strategy.scope():
             if resume:
@@ -208,7 +244,8 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         params = int(sum(int(math.prod(v.shape)) for v in net.trainable_variables))
         _write_run_files(run_dir, config, recipe_path, user_overrides, bundle)
         info = _run_info(dataset, model, config, bundle, recipe_path, precision,
-                         {"params": params, "strategy": strategy_kind})
+                         {"params": params, "strategy": strategy_kind, "epochs": config.epochs,
+                          "steps_per_epoch": steps, "budget_plan": state.get("budget_plan")})
         write_json_atomic(run_dir / "run.json", {**read_json(run_dir / "run.json", {}), **info})
         if verbose:
             print_fn(start_summary(
@@ -216,6 +253,8 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
                 recipe_path=recipe_path, overrides=user_overrides, bundle=bundle, run_dir=run_dir,
                 strategy_kind=strategy_kind, replicas=strategy.num_replicas_in_sync,
                 precision=precision, initial_epoch=initial_epoch, steps=steps))
+            if plan is not None:
+                print_fn(plan.describe())
             if config.augment.randaugment and config.augment.randaugment_magnitude_std:
                 print_fn("note: randaugment_magnitude_std is recorded but not applied "
                          "(keras.layers.RandAugment uses a fixed magnitude).")
@@ -235,6 +274,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
             best_accuracy=state.get("best_accuracy"), best_epoch=state.get("best_epoch"),
             best_weights=state.get("best_weights"), train_images_per_sec=ips, params=params,
+            budget_plan=plan,
         )
         if strategy_kind != "multiworker" or _is_chief(strategy):
             result.report = _finish(result, bundle, info, verbose)
@@ -244,6 +284,19 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         return result
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _measure_budget(model, config, bundle, steps):
+    """Time a throwaway copy of the model on a validation batch (so the training data stream, and
+    with it the data order of an unbudgeted run, is untouched) and plan the budget."""
+    batch = next(iter(bundle.validation))
+
+    def build():
+        net = build_model(model, config, bundle.num_classes, bundle.normalization)
+        return compile_model(net, model, config, steps, bundle.num_classes)
+
+    speed = measure_train_speed(build, batch)
+    return plan_budget(config.budget_minutes, speed, config.batch_size, steps, config.warmup_epochs)
 
 
 def _is_chief(strategy):
@@ -268,7 +321,7 @@ def _build_without_training_data(net, validation):
     not on a resumed one (whose optimizer is already built), which shifts the per-epoch shuffle
     stream by one and breaks fast_forward's exact data-order resume.
     """
-    if hasattr(net, "_symbolic_build"):
+    if hasattr(net, "_symbolic_build") and hasattr(net, "distribute_strategy"):  # (TensorFlow backend)
         with net.distribute_strategy.scope():
             net._symbolic_build(data_batch=next(iter(validation)))
 
@@ -277,8 +330,9 @@ def _tensorboard(logs_dir, print_fn):
     """TensorBoard logs when the tensorboard package is installed (tf.summary needs it)."""
     try:
         import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401  (keras' TensorBoard callback writes with tf.summary)
     except ImportError:
-        print_fn("note: `pip install tensorboard` to also write TensorBoard logs (CSV logs are written).")
+        print_fn("note: TensorBoard logs need `tensorflow` and `tensorboard` installed (CSV logs are written).")
         return []
     return [keras.callbacks.TensorBoard(str(logs_dir / "tensorboard"), write_graph=False, profile_batch=0)]
 

@@ -1,0 +1,47 @@
+"""A budget in minutes: measured speed -> a fixed schedule, kept across resume."""
+import json
+
+import pytest
+
+from kconvnext.training import train
+from kconvnext.training.budget import plan_budget
+from training_helpers import synthetic_bundle
+
+TINY = {"model": {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]}, "augment": {"mixup_alpha": 0.0}}
+
+
+def test_plan_whole_epochs():
+    # 10 min at 100 img/s, batch 50 -> 1200 steps; 390 steps per epoch -> 3 epochs (1170 steps).
+    plan = plan_budget(10, 100.0, 50, 390, warmup_epochs=1)
+    assert (plan.epochs, plan.steps_per_epoch, plan.warmup_epochs) == (3, 390, 0.6)  # warmup capped at 20%
+    assert plan.epochs_trained == 3
+
+
+def test_plan_under_one_epoch_shortens_the_epoch():
+    plan = plan_budget(1, 10.0, 100, 500, warmup_epochs=0.001)
+    assert (plan.epochs, plan.steps_per_epoch) == (1, 6) and plan.epochs_trained == 0.012
+    assert plan.warmup_epochs == round(0.5 / 6, 4)  # 0.001 full epochs = 0.5 steps, of the 6-step epoch
+    assert plan_budget(1, 10.0, 100, 500, warmup_epochs=1).warmup_epochs == 0.2  # capped at 20% of the run
+    assert "under one epoch" in plan.describe()
+
+
+@pytest.mark.parametrize("minutes,speed", [(0, 10.0), (-1, 10.0), (5, 0.0)])
+def test_plan_rejects_nonsense(minutes, speed):
+    with pytest.raises(ValueError, match="budget_minutes|throughput"):
+        plan_budget(minutes, speed, 32, 10, 1)
+
+
+def test_budget_run_trains_the_planned_steps_and_resume_keeps_the_plan(tmp_path):
+    args = dict(batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5, drop_path_rate=0.0,
+                ema=False, budget_minutes=0.05, overrides=TINY, verbose=0)
+    first = train("catsdogs", "convnext_atto", data=synthetic_bundle(), output=tmp_path / "run", **args)
+    plan = first.budget_plan
+    assert plan is not None and plan.images_per_sec > 0
+    assert first.epochs_completed == plan.epochs
+    assert int(first.model.optimizer.iterations) == plan.epochs * plan.steps_per_epoch
+    state = json.loads((tmp_path / "run/state.json").read_text())
+    info = json.loads((tmp_path / "run/run.json").read_text())
+    assert state["budget_plan"] == info["budget_plan"] and info["epochs"] == plan.epochs
+    # Resuming does not measure again (the machine may be busier now): same plan, nothing left to train.
+    again = train("catsdogs", "convnext_atto", data=synthetic_bundle(), output=tmp_path / "run", **args)
+    assert again.budget_plan == plan and again.epochs_completed == plan.epochs
