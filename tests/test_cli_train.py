@@ -142,12 +142,19 @@ def test_nan_stops_with_clear_message(tmp_path, catsdogs_dir):
 @pytest.mark.slow
 def test_compare_writes_table_and_plot(tmp_path, cifar10_dir, capsys):
     out = tmp_path / "cmp"
-    assert main(["compare", "cifar10", "convnext_atto", "convnext_femto", "--data-dir", cifar10_dir, "--epochs", "1",
-                 "--output", out, "--batch-size", "16", "--quiet", "--set", "limit=16",
-                 "--set", "model.depths=[1,1,1,1]", "--set", "augment.randaugment=false"]) == 0
+    # A budget of 0.2 s each: each model's measured speed turns it into a (shortened) epoch or two.
+    assert main(["compare", "cifar10", "convnext_atto", "convnext_femto", "--data-dir", cifar10_dir,
+                 "--budget-minutes", "0.003", "--recipe", "cifar10_convnext",
+                 "--output", out, "--batch-size", "16", "--quiet", "--set", "limit=48",
+                 "--set", "model.depths=[1,1,1,1]"]) == 0
     table = (out / "compare.md").read_text()
-    assert "| model | dataset | accuracy | params | GFLOPs | train img/s |" in table
+    assert "| model | dataset | accuracy | params | GFLOPs | train img/s | epochs | wall min |" in table
     assert "| convnext_atto | cifar10 |" in table and "| convnext_femto | cifar10 |" in table
     rows = (out / "compare.csv").read_text().splitlines()
-    assert rows[0] == "model,dataset,accuracy,params,gflops,train_img_per_s" and len(rows) == 3
+    assert rows[0] == "model,dataset,accuracy,params,gflops,train_img_per_s,epochs,minutes" and len(rows) == 3
     assert (out / "compare.png").stat().st_size > 0
+    for name in ("convnext_atto", "convnext_femto"):
+        info = json.loads((out / name / "run.json").read_text())
+        plan = info["budget_plan"]
+        assert plan["minutes"] == 0.003 and info["epochs"] == plan["epochs"] >= 1
+        assert info["recipe"].endswith("cifar10_convnext.yaml")

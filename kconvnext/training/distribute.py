@@ -93,12 +93,14 @@ def _cpu_has_bf16():
 
 
 def resolve_precision(setting):
-    """null/float32 -> "float32"; auto -> mixed_float16 on GPU, mixed_bfloat16 on bf16 CPUs."""
+    """null/float32 -> "float32"; auto -> mixed precision on GPU, mixed_bfloat16 on bf16 CPUs."""
     if setting in (None, "float32"):
         return "float32"
     if setting == "auto":
         if _has_gpu():
-            return "mixed_float16"
+            # TF: float16 with keras' loss scaling (the path TF GPUs are tuned for); JAX/torch on
+            # current GPUs: bfloat16, which needs no loss scaling.
+            return "mixed_float16" if tensorflow_backend() else "mixed_bfloat16"
         return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
     return setting
 
