@@ -11,3 +11,5 @@ python cli.py compare cifar10 convnext_atto resnet18 resnext50_32x4d --budget-mi
     --output "$out/cifar10" --quiet 2>&1 | tee "$out/cifar10.log"
 python cli.py compare catsdogs convnext_atto resnet18 --recipe catsdogs_small \
     --budget-minutes 12 --output "$out/catsdogs" --quiet 2>&1 | tee "$out/catsdogs.log"
+python cli.py train catsdogs resnet18 --recipe catsdogs_small --budget-minutes 12 --set augment.randaugment=false \
+    --set base_lr=4e-3 --output "$out/catsdogs-light/resnet18" --quiet 2>&1 | tee "$out/catsdogs-light.log"
