@@ -13,10 +13,10 @@ import functools
 import keras
 import tensorflow as tf
 
+from kconvnext.data.augment_numpy import CIFAR_PAD
 from kconvnext.data.seeds import ElementSeed
 
 VALUE_RANGE = (0, 255)
-CIFAR_PAD = 4
 
 
 @contextlib.contextmanager

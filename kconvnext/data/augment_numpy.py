@@ -10,6 +10,12 @@ import numpy as np
 from PIL import Image
 
 ASPECT_RANGE = (3 / 4, 4 / 3)
+CIFAR_PAD = 4  # pixels at 32 px; both pipelines scale it with the image size (cifar_pad)
+
+
+def cifar_pad(image_size):
+    """The CIFAR crop's padding for arrays resized to image_size (4 px at the native 32)."""
+    return max(1, round(CIFAR_PAD * image_size / 32))
 
 
 def pad_and_crop(image, size, rng, pad):

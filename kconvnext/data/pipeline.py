@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kconvnext.data import augment as aug
+from kconvnext.data.augment_numpy import cifar_pad
 from kconvnext.data.seeds import seed_stream
 from kconvnext.data.sources.base import ArraySplit
 
@@ -59,7 +60,7 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
     randaugment = (aug.RandAugmentPerImage(config.randaugment_magnitude, config.randaugment_num_ops, image_size)
                    if config.randaugment else None)
     batch_augment = aug.BatchAugment(config)
-    pad = max(1, round(aug.CIFAR_PAD * image_size / 32))
+    pad = cifar_pad(image_size)
 
     def prepare(key_label, seed):
         key, label = key_label

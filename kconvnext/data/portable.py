@@ -16,12 +16,10 @@ import keras
 import numpy as np
 from PIL import Image
 
-from kconvnext.data.augment_numpy import center_crop_pil, pad_and_crop, random_resized_crop_pil
+from kconvnext.data.augment_numpy import center_crop_pil, cifar_pad, pad_and_crop, random_resized_crop_pil
 from kconvnext.data.config import AugmentConfig
 from kconvnext.data.loader import select_splits
 from kconvnext.data.sources.base import ArraySplit
-
-CIFAR_PAD = 4
 
 
 def unsupported(config):
@@ -95,7 +93,7 @@ class ImageBatches(keras.utils.PyDataset):
             if image.shape[0] != size:
                 image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
             if self.train and config.random_resized_crop:
-                image = pad_and_crop(image, size, rng, max(1, round(CIFAR_PAD * size / 32)))
+                image = pad_and_crop(image, size, rng, cifar_pad(size))
             return image
         with Image.open(self.split.paths[i]) as im:
             im = im.convert("RGB")
