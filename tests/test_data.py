@@ -302,6 +302,51 @@ def test_validation_is_resize_then_center_crop(tmp_path):
     np.testing.assert_allclose(x.numpy()[..., 0], 0, atol=1)
 
 
+def test_decoded_images_are_cached_shrunk_and_match_the_uncached_pipeline(tmp_path):
+    """Files larger than the crops need are decoded once, shrunk and kept as uint8; the batches are
+    the uncached pipeline's up to resampling, in the same seeded order."""
+    from dataclasses import replace
+
+    from kconvnext.data.pipeline import cached_bytes, kept_short_side
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        make_dir(tmp_path / "big" / c)
+        for i in range(5):
+            h, w = int(rng.integers(150, 220)), int(rng.integers(150, 260))
+            yy, xx = np.mgrid[0:h, 0:w]  # smooth gradients: resampling twice stays close to once
+            rgb = np.stack([255 * xx / w, 255 * yy / h, np.full((h, w), 40.0 + 40 * i)], -1).astype(np.uint8)
+            Image.fromarray(rgb).save(tmp_path / "big" / c / f"{i}.jpg", quality=95)
+    center = replace(AugmentConfig.none(), random_resized_crop=False)
+    kwargs = dict(data_dir=tmp_path / "big", image_size=SIZE, batch_size=4, validation_fraction=0.3, seed=2)
+    cached, plain = load("folder", augment=center, **kwargs), load("folder", augment=center, cache_limit_bytes=None, **kwargs)
+    assert kept_short_side(SIZE, center) == 37  # 32 / 0.875: what the center crop reads
+    for _ in range(2):  # the second epoch reads the cache
+        got, want = batches(cached.train), batches(plain.train)
+        for (x, y), (x0, y0) in zip(got, want, strict=True):
+            np.testing.assert_array_equal(y, y0)
+            assert np.abs(x - x0).mean() < 3.0
+        for (x, y), (x0, y0) in zip(batches(cached.validation), batches(plain.validation), strict=True):
+            np.testing.assert_array_equal(y, y0)
+            np.testing.assert_allclose(x, x0, atol=0.5)  # uint8 rounding only
+    # The memory estimate reads headers: 37 px shorter side, the other in proportion (+10%).
+    paths = sorted((tmp_path / "big").rglob("*.jpg"))
+    exact = sum(round(w * 37 / min(w, h)) * round(h * 37 / min(w, h)) * 3 for w, h in (Image.open(p).size for p in paths))
+    assert exact <= cached_bytes(paths, 37) <= 1.2 * exact
+    # Over the limit: decoded every epoch, exactly the uncached pipeline.
+    over = load("folder", augment=center, cache_limit_bytes=exact // 10, **kwargs)
+    fresh = load("folder", augment=center, cache_limit_bytes=None, **kwargs)
+    for (x, _), (x0, _) in zip(batches(over.train), batches(fresh.train), strict=True):
+        np.testing.assert_array_equal(x, x0)
+    # Random crops from the cached images: seeded like the rest, and never from too few pixels.
+    crops = replace(center, random_resized_crop=True, crop_scale=(0.35, 1.0))
+    assert kept_short_side(SIZE, crops) == 63  # ceil(32 / sqrt(0.35 * 3/4))
+    one, two = (load("folder", augment=crops, **kwargs) for _ in range(2))
+    for (x, y), (x0, y0) in zip(batches(one.train), batches(two.train), strict=True):
+        np.testing.assert_array_equal(x, x0)
+        assert x.shape[1:] == (SIZE, SIZE, 3) and 0 <= x.min() and x.max() <= 255
+
+
 # --- CIFAR pickles and the online path -------------------------------------------------------------------
 
 class _Exploit:

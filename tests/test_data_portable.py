@@ -57,3 +57,30 @@ def test_limit_batches_and_unsupported_augmentations(cifar10_dir):
     assert len(bundle.train) == 2
     assert portable.unsupported(AugmentConfig()) == ["RandAugment", "Mixup/CutMix", "random erasing"]
     assert portable.unsupported(AugmentConfig.none()) == []
+
+
+def test_epoch_control_treats_both_pipelines_alike(cifar10_dir):
+    """kconvnext.data.epochs: length, a shortened epoch and resume's skip, for tf.data and PyDataset."""
+    from kconvnext.data import epochs
+
+    tf_bundle = kdata.load("cifar10", data_dir=str(cifar10_dir), batch_size=16, limit=100, seed=5)
+    py_bundle = _load("cifar10", cifar10_dir, batch_size=16, limit=100, seed=5)
+    unknown = tf_bundle.train.filter(lambda x, y: True)  # a pipeline that cannot know its length
+    assert epochs.batches_per_epoch(unknown, 100, 16) == epochs.batches_per_epoch(py_bundle.train, 100, 16) == 7
+    assert int(epochs.with_known_length(unknown, 7).cardinality()) == 7
+    assert len(list(epochs.first_batches(tf_bundle.train, 2))) == 2
+    assert len(epochs.first_batches(py_bundle.train, 2)) == 2
+    # fast_forward(1) then one epoch == the second epoch of an uninterrupted run.
+    for load in (lambda: kdata.load("cifar10", data_dir=str(cifar10_dir), batch_size=16, limit=100, seed=5),
+                 lambda: _load("cifar10", cifar10_dir, batch_size=16, limit=100, seed=5)):
+        straight, resumed = load().train, load().train
+        if isinstance(straight, portable.ImageBatches):
+            straight.on_epoch_end()
+            second = straight[0][0]
+        else:
+            iterator = iter(straight)
+            del iterator
+            second = np.asarray(next(iter(straight))[0])
+        epochs.fast_forward(resumed, 1)
+        first_after_resume = resumed[0][0] if isinstance(resumed, portable.ImageBatches) else np.asarray(next(iter(resumed))[0])
+        np.testing.assert_array_equal(first_after_resume, second)

@@ -4,6 +4,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kconvnext.training import TrainingDiverged, train
 from training_helpers import synthetic_bundle
@@ -16,8 +17,8 @@ def run(tmp_path, name="run", **kwargs):
                 drop_path_rate=0.0, ema=True, ema_momentum=0.9)
     args.update(kwargs)
     data = args.pop("data", None) or synthetic_bundle()
-    return train("catsdogs", "convnext_atto", data=data, output=tmp_path / name, verbose=0,
-                 overrides=TINY, **args)
+    args.setdefault("verbose", 0)
+    return train("catsdogs", "convnext_atto", data=data, output=tmp_path / name, overrides=TINY, **args)
 
 
 class StopAtEpoch(keras.callbacks.Callback):
@@ -101,6 +102,19 @@ def test_nan_in_first_epoch_says_nothing_was_saved(tmp_path):
     with pytest.raises(TrainingDiverged, match="no epoch completed"):
         run(tmp_path, epochs=1, data=poisoned)
     assert not (tmp_path / "run/checkpoints/last.keras").exists()
+
+
+def test_a_model_that_answers_one_class_gets_a_warning(tmp_path):
+    """Trained on labels that are all c1, the model says c1 for everything: the end summary says it
+    has not learned and points at the learning rate, instead of only printing ~chance accuracy."""
+    one_class = synthetic_bundle()
+    one_class.train = one_class.train.map(lambda x, y: (x, tf.one_hot(tf.ones_like(tf.argmax(y, -1)), 2)))
+    lines = []
+    run(tmp_path, epochs=2, data=one_class, verbose=1, print_fn=lines.append, ema=False)
+    assert "predicts 'c1' for every validation image" in "\n".join(lines)
+    lines.clear()
+    run(tmp_path, name="learned", epochs=3, verbose=1, print_fn=lines.append)  # the learnable data
+    assert "for every validation image" not in "\n".join(lines)
 
 
 def test_ctrl_c_saves_a_checkpoint(tmp_path):

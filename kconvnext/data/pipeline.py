@@ -2,10 +2,15 @@
 
 Files are decoded with tf.io.decode_image (JPEG, PNG, GIF first frame, BMP; grayscale, RGBA and
 CMYK all come out RGB). CIFAR's arrays are held in memory once and gathered by shuffled index, so
-the shuffle buffer holds ints, not images.
+the shuffle buffer holds ints, not images. Image files are decoded once and kept in memory as uint8
+when they fit (loader.CACHE_LIMIT_BYTES), training images shrunk to the smallest size the random crops
+need: at small training sizes JPEG decoding otherwise costs as much as a small model's step.
 """
+import math
+
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from kconvnext.data import augment as aug
 from kconvnext.data.augment_numpy import cifar_pad
@@ -30,12 +35,51 @@ def _reader(split):
     return tf.data.Dataset.from_tensor_slices((list(split.paths), labels)), decode_file
 
 
+def kept_short_side(image_size, config):
+    """Shorter side at which a cached training image still gives every random crop >= image_size
+    pixels across: a crop of area fraction `low` and aspect 3/4 spans sqrt(low * 3/4) of it."""
+    if not config.random_resized_crop:
+        return int(math.ceil(image_size / config.eval_crop_ratio))
+    return int(math.ceil(image_size / math.sqrt(config.crop_scale[0] * 3 / 4)))
+
+
+def cached_bytes(paths, short_side, sample=64):
+    """Estimated uint8 bytes of these files decoded with their shorter side cut to short_side: the
+    mean over an evenly spaced sample of image headers (PIL reads only the header), times the count."""
+    paths = list(paths)
+    sizes = []
+    for path in paths[::max(1, len(paths) // sample)][:sample]:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Exception:  # noqa: BLE001  (the up-front scan reports bad files; they are skipped here)
+            continue
+        scale = min(1.0, short_side / min(width, height))
+        sizes.append(round(width * scale) * round(height * scale) * 3)
+    per_image = np.mean(sizes) if sizes else short_side * short_side * 4  # 4:3 if nothing could be read
+    return int(len(paths) * per_image * 1.1)  # 10% margin for a sample's error
+
+
+def fits_in_cache(nbytes, limit_bytes):
+    return limit_bytes is not None and nbytes <= limit_bytes
+
+
+def _shrunk_uint8(image, short_side):
+    """Downscale (never up) so the shorter side is short_side; uint8 to hold 4x more in memory."""
+    hw = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.minimum(1.0, short_side / tf.reduce_min(hw))
+    image = tf.cond(scale < 1.0, lambda: aug.resize(image, tf.cast(tf.round(hw * scale), tf.int32)),
+                    lambda: image)
+    return tf.cast(tf.round(tf.clip_by_value(image, *aug.VALUE_RANGE)), tf.uint8)
+
+
 def _finish(ds, batch_size):
     return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def validation_dataset(split, *, num_classes, image_size, batch_size, config):
-    """No augmentation: arrays are only resized if image_size differs; files resize + center crop."""
+def validation_dataset(split, *, num_classes, image_size, batch_size, config, cache_limit_bytes=None):
+    """No augmentation: arrays are only resized if image_size differs; files resize + center crop
+    (kept in memory as uint8 after the first epoch when they fit)."""
     keys, read = _reader(split)
     is_array = isinstance(split, ArraySplit)
 
@@ -50,13 +94,25 @@ def validation_dataset(split, *, num_classes, image_size, batch_size, config):
         return image, tf.one_hot(label, num_classes, dtype=tf.float32)
 
     ds = keys.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return _finish(ds if is_array else ds.ignore_errors(log_warning=True), batch_size)
+    if not is_array:
+        ds = ds.ignore_errors(log_warning=True)
+        if fits_in_cache(len(split) * image_size * image_size * 3, cache_limit_bytes):
+            ds = ds.map(lambda x, y: (tf.cast(tf.round(x), tf.uint8), y)).cache().map(
+                lambda x, y: (tf.cast(x, tf.float32), y))
+    return _finish(ds, batch_size)
 
 
-def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, shuffle_buffer=None):
+def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, shuffle_buffer=None,
+                  cache_limit_bytes=None):
     """Shuffled every epoch (seeded), augmented per image then per batch, as `config` says."""
     keys, read = _reader(split)
     is_array = isinstance(split, ArraySplit)
+    short_side = kept_short_side(image_size, config)
+    if not is_array and fits_in_cache(cached_bytes(split.paths, short_side), cache_limit_bytes):
+        # Decode once: the shuffle then draws cached images instead of paths (same seeded order).
+        keys = keys.map(lambda path, label: (_shrunk_uint8(decode_file(path), short_side), label),
+                        num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors(log_warning=True).cache()
+        read = lambda image: tf.cast(image, tf.float32)  # noqa: E731
     randaugment = (aug.RandAugmentPerImage(config.randaugment_magnitude, config.randaugment_num_ops, image_size)
                    if config.randaugment else None)
     batch_augment = aug.BatchAugment(config)

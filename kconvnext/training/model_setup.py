@@ -1,6 +1,5 @@
 """Building and compiling the model a recipe describes (fresh, fine-tuned, or resumed)."""
 import inspect
-import math
 
 import keras
 
@@ -66,8 +65,3 @@ def compile_model(model, name, config, steps_per_epoch, num_classes):
         metrics=metrics, steps_per_execution=config.steps_per_execution,
     )
     return model
-
-
-def steps_per_epoch(dataset, count, batch_size):
-    n = len(dataset) if not hasattr(dataset, "cardinality") else int(dataset.cardinality())
-    return n if n > 0 else max(1, math.ceil(count / batch_size))

@@ -49,6 +49,18 @@ def start_summary(*, model_name, family, params, config, recipe_path, overrides,
     return "\n".join(lines)
 
 
+def collapse_warning(report):
+    """A classifier that answers one class for every validation image has learned nothing; on small
+    data sets from scratch that is usually a learning rate too high for the model (seen with
+    ConvNeXt on 2,000 cats-vs-dogs images), so say so instead of just reporting ~chance accuracy."""
+    predicted = [sum(column) for column in zip(*report["confusion_matrix"])]
+    if len(predicted) < 2 or sum(1 for n in predicted if n) != 1:
+        return None
+    name = report["class_names"][next(i for i, n in enumerate(predicted) if n)]
+    return (f"warning   the best checkpoint predicts '{name}' for every validation image: it has not learned. "
+            f"Try a lower learning rate (e.g. --set base_lr=... at a quarter of the recipe's) or check the labels.")
+
+
 def end_summary(result):
     r = result
     lines = ["=" * 78, f"finished {r.epochs_completed} epoch(s) in {r.seconds / 60:.1f} min"]
@@ -61,6 +73,9 @@ def end_summary(result):
         lines.append(f"last epoch validation accuracy: raw {last['val_accuracy']:.4f}{ema}")
     if r.train_images_per_sec:
         lines.append(f"training throughput {r.train_images_per_sec:.1f} images/s")
+    warning = collapse_warning(r.report) if r.report else None
+    if warning:
+        lines.append(warning)
     lines += [
         f"wrote     {r.run_dir}/",
         "          run.json, recipe.yaml, state.json, checkpoints/{last,best}.keras,",

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 import yaml
 
+from kconvnext.data.epochs import batches_per_epoch, fast_forward, first_batches, with_known_length
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.training import callbacks as cb
@@ -26,7 +27,7 @@ from kconvnext.training.config import merge, parse_set
 from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.evaluate import accuracy_report, predict_dataset
 from kconvnext.training.io import read_json, save_model_atomic, write_json_atomic, write_text_atomic
-from kconvnext.training.model_setup import build_model, compile_model, schedule_for, steps_per_epoch
+from kconvnext.training.model_setup import build_model, compile_model, schedule_for
 from kconvnext.training.plots import plot_confusion, plot_history
 from kconvnext.training.recipes import load_recipe
 from kconvnext.training.summary import end_summary, start_summary
@@ -88,46 +89,6 @@ def load_data(dataset, config, data_dir, run_dir, seed, print_fn=print):
         seed=seed, augment=config.augment.pipeline_dict(), validation_fraction=config.validation_fraction,
         limit=config.limit, output_dir=str(run_dir),
     )
-
-
-def with_known_length(dataset, steps):
-    """Tell tf.data (and so keras) the epoch length when the pipeline cannot know it.
-
-    With an unknown length keras' fit advanced optimizer.iterations one step past the data each
-    epoch (7 for 6 batches, seen with Keras 3.15), which shifts the lr schedule; the data module
-    drops unreadable files before building the pipeline, so the length is exact.
-    """
-    if not hasattr(dataset, "cardinality"):
-        return dataset  # a PyDataset knows its length
-    import tensorflow as tf
-
-    if int(dataset.cardinality()) >= 0:
-        return dataset
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps))
-
-
-def first_batches(dataset, steps):
-    """The first `steps` batches of each epoch (a budget shorter than one epoch)."""
-    if hasattr(dataset, "take"):
-        return dataset.take(steps)
-    dataset.limit_batches(steps)
-    return dataset
-
-
-def fast_forward(dataset, epochs):
-    """Advance a dataset's per-epoch randomness by `epochs` epochs without reading any data.
-
-    Shuffle (reshuffle_each_iteration) and Dataset.random (rerandomize_each_iteration) draw new seeds
-    each time an iterator is created, and keras' fit creates one per epoch; creating and dropping
-    `epochs` iterators makes a resumed run see the shuffle order and augmentation seeds that the
-    uninterrupted run would have seen from epoch `epochs + 1` on.
-    """
-    if hasattr(dataset, "skip_epochs"):  # portable.ImageBatches: randomness is a function of the epoch
-        dataset.skip_epochs(epochs)
-        return
-    for _ in range(int(epochs)):
-        iterator = iter(dataset)
-        del iterator
 
 
 def _epochs_in_checkpoint(net, steps, state, from_state, print_fn):
@@ -219,7 +180,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         if callable(data):
             data = data()
         bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, config.seed, print_fn)
-        steps = steps_per_epoch(bundle.train, bundle.train_count, config.batch_size)
+        steps = batches_per_epoch(bundle.train, bundle.train_count, config.batch_size)
         train_ds = with_known_length(bundle.train, steps)
         if config.budget_minutes and plan is None:
             with strategy.scope():

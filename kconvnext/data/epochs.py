@@ -1,0 +1,59 @@
+"""Epoch-level control of a training input, whichever pipeline made it.
+
+The trainer sees either a tf.data.Dataset (kconvnext.data.load) or a portable.ImageBatches
+(keras.utils.PyDataset, the TensorFlow-free path). The few things it needs to do to an epoch
+(know its length, cut it short for a budget, skip epochs on resume) differ between the two, and
+this module is the one place that knows how.
+"""
+import math
+
+import keras
+
+
+def _is_pydataset(dataset):
+    return isinstance(dataset, keras.utils.PyDataset)
+
+
+def batches_per_epoch(dataset, count, batch_size):
+    """Batches in one epoch; computed from the image count when tf.data cannot tell."""
+    n = len(dataset) if _is_pydataset(dataset) else int(dataset.cardinality())
+    return n if n > 0 else max(1, math.ceil(count / batch_size))
+
+
+def with_known_length(dataset, steps):
+    """Tell tf.data (and so keras) the epoch length when the pipeline cannot know it.
+
+    With an unknown length keras' fit advanced optimizer.iterations one step past the data each
+    epoch (7 for 6 batches, seen with Keras 3.15), which shifts the lr schedule; the data module
+    drops unreadable files before building the pipeline, so the length is exact.
+    """
+    if _is_pydataset(dataset) or int(dataset.cardinality()) >= 0:
+        return dataset
+    import tensorflow as tf
+
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+
+
+def first_batches(dataset, steps):
+    """The first `steps` batches of each epoch (a budget shorter than one epoch)."""
+    if _is_pydataset(dataset):
+        dataset.limit_batches(steps)
+        return dataset
+    return dataset.take(steps)
+
+
+def fast_forward(dataset, epochs):
+    """Advance a dataset's per-epoch randomness by `epochs` epochs without reading any data.
+
+    ImageBatches' randomness is a function of the epoch, so it jumps there. tf.data's shuffle
+    (reshuffle_each_iteration) and Dataset.random (rerandomize_each_iteration) draw new seeds each
+    time an iterator is created, and keras' fit creates one per epoch; creating and dropping `epochs`
+    iterators makes a resumed run see the shuffle order and augmentation seeds that the
+    uninterrupted run would have seen from epoch `epochs + 1` on.
+    """
+    if _is_pydataset(dataset):
+        dataset.skip_epochs(epochs)
+        return
+    for _ in range(int(epochs)):
+        iterator = iter(dataset)
+        del iterator
