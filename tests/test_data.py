@@ -328,7 +328,7 @@ def test_decoded_images_are_cached_shrunk_and_match_the_uncached_pipeline(tmp_pa
             assert np.abs(x - x0).mean() < 3.0
         for (x, y), (x0, y0) in zip(batches(cached.validation), batches(plain.validation), strict=True):
             np.testing.assert_array_equal(y, y0)
-            np.testing.assert_allclose(x, x0, atol=0.5)  # uint8 rounding only
+            np.testing.assert_array_equal(x, x0)  # validation is not cached
     # The memory estimate reads headers: 37 px shorter side, the other in proportion (+10%).
     paths = sorted((tmp_path / "big").rglob("*.jpg"))
     exact = sum(round(w * 37 / min(w, h)) * round(h * 37 / min(w, h)) * 3 for w, h in (Image.open(p).size for p in paths))

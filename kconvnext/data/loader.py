@@ -14,7 +14,7 @@ from kconvnext.data.sources.base import ArraySplit, FileSplit
 from kconvnext.data.split import stratified_limit
 
 DEFAULT_IMAGE_SIZE = 224
-CACHE_LIMIT_BYTES = 2 * 1024 ** 3  # decoded images kept in memory per split, at most (an estimate)
+CACHE_LIMIT_BYTES = 2 * 1024 ** 3  # decoded training images kept in memory, at most (an estimate)
 
 
 def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment=None, validation_fraction=0.1,
@@ -24,8 +24,8 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
     name: "catsdogs" | "cifar10" | "folder" (folder needs data_dir). image_size defaults to the data
     set's native size for CIFAR (32) and 224 for image files. limit: at most this many images per split
     (stratified, seeded). Unusable image files are skipped, warned about and listed in
-    DataBundle.skipped (and output_dir/skipped_files.txt). cache_limit_bytes: decoded image files are
-    kept in memory when a split's estimate stays under it (default 2 GiB per split; None: never).
+    DataBundle.skipped (and output_dir/skipped_files.txt). cache_limit_bytes: decoded training image
+    files are kept in memory when the estimate stays under it (default 2 GiB; None: never).
     """
     from kconvnext.data.pipeline import train_dataset, validation_dataset
 
@@ -33,9 +33,10 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
     splits = select_splits(name, data_dir=data_dir, image_size=image_size, batch_size=batch_size, seed=seed,
                            validation_fraction=validation_fraction, limit=limit, output_dir=output_dir)
     kwargs = dict(num_classes=splits.num_classes, image_size=splits.image_size, batch_size=int(batch_size),
-                  config=config, cache_limit_bytes=cache_limit_bytes)
+                  config=config)
     return splits.bundle(
-        train=train_dataset(splits.train, seed=int(seed), shuffle_buffer=shuffle_buffer, **kwargs),
+        train=train_dataset(splits.train, seed=int(seed), shuffle_buffer=shuffle_buffer,
+                            cache_limit_bytes=cache_limit_bytes, **kwargs),
         validation=validation_dataset(splits.validation, **kwargs),
     )
 

@@ -77,9 +77,13 @@ def _finish(ds, batch_size):
     return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def validation_dataset(split, *, num_classes, image_size, batch_size, config, cache_limit_bytes=None):
-    """No augmentation: arrays are only resized if image_size differs; files resize + center crop
-    (kept in memory as uint8 after the first epoch when they fit)."""
+def validation_dataset(split, *, num_classes, image_size, batch_size, config):
+    """No augmentation: arrays are only resized if image_size differs; files resize + center crop.
+
+    Not cached like training images: the trainer peeks at one validation batch to build
+    the model, and a partly read tf.data cache is discarded with a warning; validation decodes a
+    third of what training does per epoch.
+    """
     keys, read = _reader(split)
     is_array = isinstance(split, ArraySplit)
 
@@ -94,12 +98,7 @@ def validation_dataset(split, *, num_classes, image_size, batch_size, config, ca
         return image, tf.one_hot(label, num_classes, dtype=tf.float32)
 
     ds = keys.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if not is_array:
-        ds = ds.ignore_errors(log_warning=True)
-        if fits_in_cache(len(split) * image_size * image_size * 3, cache_limit_bytes):
-            ds = ds.map(lambda x, y: (tf.cast(tf.round(x), tf.uint8), y)).cache().map(
-                lambda x, y: (tf.cast(x, tf.float32), y))
-    return _finish(ds, batch_size)
+    return _finish(ds if is_array else ds.ignore_errors(log_warning=True), batch_size)
 
 
 def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, shuffle_buffer=None,
