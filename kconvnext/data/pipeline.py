@@ -60,10 +60,6 @@ def cached_bytes(paths, short_side, sample=64):
     return int(len(paths) * per_image * 1.1)  # 10% margin for a sample's error
 
 
-def fits_in_cache(nbytes, limit_bytes):
-    return limit_bytes is not None and nbytes <= limit_bytes
-
-
 def _shrunk_uint8(image, short_side):
     """Downscale (never up) so the shorter side is short_side; uint8 to hold 4x more in memory."""
     hw = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -107,7 +103,7 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
     keys, read = _reader(split)
     is_array = isinstance(split, ArraySplit)
     short_side = kept_short_side(image_size, config)
-    if not is_array and fits_in_cache(cached_bytes(split.paths, short_side), cache_limit_bytes):
+    if not is_array and cache_limit_bytes is not None and cached_bytes(split.paths, short_side) <= cache_limit_bytes:
         # Decode once: the shuffle then draws cached images instead of paths (same seeded order).
         keys = keys.map(lambda path, label: (_shrunk_uint8(decode_file(path), short_side), label),
                         num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors(log_warning=True).cache()
