@@ -216,9 +216,6 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
                 precision=precision, initial_epoch=initial_epoch, steps=steps))
             if plan is not None:
                 print_fn(plan.describe())
-            if config.augment.randaugment and config.augment.randaugment_magnitude_std:
-                print_fn("note: randaugment_magnitude_std is recorded but not applied "
-                         "(keras.layers.RandAugment uses a fixed magnitude).")
         if initial_epoch >= config.epochs:
             print_fn(f"{run_dir} already completed {initial_epoch} epoch(s); nothing to train.")
             history, ips = state.get("history", []), state.get("train_images_per_sec")
