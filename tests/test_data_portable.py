@@ -16,7 +16,7 @@ def _load(name, path, **kwargs):
 def test_cifar_batches_contract_determinism_and_epochs(cifar10_dir):
     bundle = _load("cifar10", cifar10_dir, batch_size=32, limit=200, seed=3)
     assert bundle.arrays and bundle.image_size == 32 and bundle.num_classes == 10
-    assert len(bundle.train) == 7 and (bundle.train_count, bundle.validation_count) == (200, 200)
+    assert len(bundle.train) == 6 and (bundle.train_count, bundle.validation_count) == (200, 200)
     x, y = bundle.train[0]
     assert x.shape == (32, 32, 32, 3) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 255
     assert y.shape == (32, 10) and np.all(y.sum(axis=1) == 1)
@@ -66,8 +66,8 @@ def test_epoch_control_treats_both_pipelines_alike(cifar10_dir):
     tf_bundle = kdata.load("cifar10", data_dir=str(cifar10_dir), batch_size=16, limit=100, seed=5)
     py_bundle = _load("cifar10", cifar10_dir, batch_size=16, limit=100, seed=5)
     unknown = tf_bundle.train.filter(lambda x, y: True)  # a pipeline that cannot know its length
-    assert epochs.batches_per_epoch(unknown, 100, 16) == epochs.batches_per_epoch(py_bundle.train, 100, 16) == 7
-    assert int(epochs.with_known_length(unknown, 7).cardinality()) == 7
+    assert epochs.batches_per_epoch(unknown, 100, 16) == epochs.batches_per_epoch(py_bundle.train, 100, 16) == 6
+    assert int(epochs.with_known_length(unknown, 6).cardinality()) == 6
     assert len(list(epochs.first_batches(tf_bundle.train, 2))) == 2
     assert len(epochs.first_batches(py_bundle.train, 2)) == 2
     # fast_forward(1) then one epoch == the second epoch of an uninterrupted run.

@@ -1,20 +1,20 @@
-"""The recipe's augmentations as tf.data functions: geometry per image, Keras layers for the rest.
+"""The recipe's augmentations as tf.data functions, in timm's order.
 
-Per image (parallel map): random resized crop (or CIFAR's pad-and-crop), horizontal flip and
-RandAugment, using the ops of keras.layers.RandAugment but choosing them per image with
-tf.switch_case (Keras' own call computes all 11 ops and picks one per batch, about 5x the work and
-one choice for the whole batch). Per batch: keras.layers.RandomErasing, then MixUp or CutMix.
+Per image (parallel map): random resized crop (or CIFAR's pad-and-crop), horizontal flip, timm's
+RandAugment (randaugment.py) and timm's pixel-noise random erasing. Per batch: keras' MixUp or CutMix.
 All randomness comes from element seeds (see seeds.py), so a seed reproduces the batches.
-Pixels stay float32 in [0, 255] throughout (value_range=(0, 255); clipped once at the end).
+Pixels stay float32 in [0, 255] throughout (clipped once at the end).
 """
 import contextlib
 import functools
+import math
 
 import keras
 import tensorflow as tf
 
 from kconvnext.data.augment_numpy import CIFAR_PAD
 from kconvnext.data.seeds import ElementSeed
+from kconvnext.preprocessing import resolve_normalization
 
 VALUE_RANGE = (0, 255)
 
@@ -30,11 +30,6 @@ def tf_backend(layers):
     finally:
         for layer in layers:
             layer.backend.reset()
-
-
-def randaugment_factor(magnitude):
-    """timm's magnitude (0..10, the recipe's m9) -> keras.layers.RandAugment's factor (0..1)."""
-    return float(magnitude) / 10.0
 
 
 def _split(seed, n):
@@ -70,43 +65,57 @@ def center_crop(image, size, crop_ratio):
     return image[top:top + size, left:left + size, :]
 
 
-class RandAugmentPerImage:
-    """keras.layers.RandAugment's ops and magnitudes, num_ops of them drawn per image."""
+def pixel_stats(normalization):
+    """Per-channel (mean, std) in grey levels of the normalisation the models apply ('imagenet',
+    'cifar10', a (mean, std) pair on [0, 1]); None (models that do not normalise) falls back to ImageNet's."""
+    mean, std = resolve_normalization(normalization) or resolve_normalization("imagenet")
+    return tuple(255.0 * m for m in mean), tuple(255.0 * s for s in std)
 
-    def __init__(self, magnitude, num_ops, image_size):
-        self.layer = keras.layers.RandAugment(value_range=VALUE_RANGE, num_ops=int(num_ops),
-                                              factor=randaugment_factor(magnitude))
-        self.layer.build((1, image_size, image_size, 3))
-        self.ops = [getattr(self.layer, name) for name in self.layer._AUGMENT_LAYERS]
-        self.seed = ElementSeed()
 
-    def _apply(self, op, images):
-        transformation = op.get_random_transformation(images, training=True, seed=self.seed)
-        out = tf.cast(op.transform_images(images, transformation, training=True), tf.float32)
-        return tf.ensure_shape(out, images.shape)
+ERASE_AREA = (0.02, 1 / 3)  # fraction of the image, uniform
+ERASE_ASPECT = (0.3, 1 / 0.3)  # height / width, log-uniform
+ERASE_ATTEMPTS = 10
 
-    def __call__(self, image, seed):
-        choose_seed, ops_seed = _split(seed, 2)
-        picks = tf.random.stateless_uniform((self.layer.num_ops,), choose_seed, 0, len(self.ops), tf.int32)
 
-        def one_op(i, images):  # traced once (a while loop), not once per op: tracing 11 branches is slow
-            with self.seed.using(tf.random.experimental.stateless_fold_in(ops_seed, tf.cast(i, tf.int64))), \
-                    tf_backend(self.ops):
-                images = tf.switch_case(picks[i], [functools.partial(self._apply, op, images) for op in self.ops])
-            return i + 1, images
+def random_erasing(image, seed, probability, mean, std):
+    """timm's RandomErasing(mode='pixel', count=1) on one image: with `probability`, one box of area
+    2%-33% and aspect 0.3-3.3 (the first of 10 draws that fits) becomes per-pixel noise.
 
-        _, images = tf.while_loop(lambda i, _: i < self.layer.num_ops, one_op, (tf.constant(0), image[None]))
-        return tf.clip_by_value(images[0], *VALUE_RANGE)
+    timm erases after normalising, with N(0, 1) noise; in our [0, 255] pixels that is
+    mean + std x N(0, 1) per pixel and channel (`mean`, `std` from pixel_stats), so the model sees
+    the same noise. The pipeline's final clip to [0, 255] cuts the tails (3-5% of the values with ImageNet's stats).
+    """
+    apply_seed, box_seed, noise_seed = _split(seed, 3)
+    height, width = image.shape[0], image.shape[1]
+    u = tf.random.stateless_uniform((4, ERASE_ATTEMPTS), box_seed)
+    area = (ERASE_AREA[0] + (ERASE_AREA[1] - ERASE_AREA[0]) * u[0]) * float(height * width)
+    low, high = math.log(ERASE_ASPECT[0]), math.log(ERASE_ASPECT[1])
+    aspect = tf.exp(low + (high - low) * u[1])
+    box_h = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
+    box_w = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
+    fits = (box_h < height) & (box_w < width)
+    first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
+    box_h, box_w = box_h[first], box_w[first]
+    top = tf.cast(u[2][first] * tf.cast(height - box_h + 1, tf.float32), tf.int32)
+    left = tf.cast(u[3][first] * tf.cast(width - box_w + 1, tf.float32), tf.int32)
+    rows, cols = tf.range(height), tf.range(width)
+    inside = (((rows >= top) & (rows < top + box_h))[:, None, None]
+              & ((cols >= left) & (cols < left + box_w))[None, :, None])
+
+    def erase():
+        noise = tf.constant(mean) + tf.constant(std) * tf.random.stateless_normal(tf.shape(image), noise_seed)
+        return tf.where(inside, noise, image)
+
+    chosen = tf.random.stateless_uniform((), apply_seed) < probability
+    return tf.cond(chosen & fits[first], erase, lambda: image)
 
 
 class BatchAugment:
-    """Per batch: RandomErasing (per-image probability), then MixUp or CutMix on one-hot labels."""
+    """Per batch: MixUp or CutMix on one-hot labels (keras' layers, seeded by the batch's element seed)."""
 
     def __init__(self, config):
         self.config = config
         self.seed = ElementSeed()
-        self.erasing = (keras.layers.RandomErasing(factor=(config.random_erasing,) * 2, value_range=VALUE_RANGE)
-                        if config.random_erasing > 0 else None)
         self.mixup = keras.layers.MixUp(alpha=config.mixup_alpha) if config.mixup_alpha > 0 else None
         # CutMix's factor bounds the Beta(alpha, alpha) parameter it samples; (a, a) fixes alpha = a.
         self.cutmix = keras.layers.CutMix(factor=(config.cutmix_alpha,) * 2) if config.cutmix_alpha > 0 else None
@@ -115,7 +124,7 @@ class BatchAugment:
 
     @property
     def active(self):
-        return any(x is not None for x in (self.erasing, self.mixup, self.cutmix))
+        return self.mixup is not None or self.cutmix is not None
 
     def _mix(self, layer, images, labels):
         data = {"images": images, "labels": labels}
@@ -125,10 +134,7 @@ class BatchAugment:
 
     def __call__(self, images, labels, seed):
         draw_seed, layer_seed = _split(seed, 2)
-        with self.seed.using(layer_seed), tf_backend([self.erasing, self.mixup, self.cutmix]):
-            if self.erasing is not None:
-                transformation = self.erasing.get_random_transformation(images, training=True, seed=self.seed)
-                images = tf.cast(self.erasing.transform_images(images, transformation, training=True), tf.float32)
+        with self.seed.using(layer_seed), tf_backend([self.mixup, self.cutmix]):
             images, labels = self._maybe_mix(images, labels, draw_seed)
         return tf.clip_by_value(images, *VALUE_RANGE), labels
 

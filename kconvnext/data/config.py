@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 class AugmentConfig:
     """Training augmentation knobs of the ConvNeXt recipe; every one can be switched off.
 
-    randaugment_magnitude follows timm (0..10; the recipe's "rand-m9-mstd0.5" is 9) and becomes
-    Keras' RandAugment factor = magnitude / 10. mixup_alpha / cutmix_alpha of 0 switch that mix off;
-    mix_prob is the chance that a batch is mixed at all and mix_switch_prob the chance that a mixed
-    batch uses CutMix rather than MixUp. random_erasing is the per-image erasing probability.
+    RandAugment is timm's "rand-m{magnitude}-n{num_ops}-mstd{magnitude_std}-inc1" (the recipe's
+    rand-m9-mstd0.5: magnitude 9 on timm's 0..10 scale, N(0, 0.5) noise on it per op; see
+    randaugment.py). mixup_alpha / cutmix_alpha of 0 switch that mix off; mix_prob is the chance that
+    a batch is mixed at all and mix_switch_prob the chance that a mixed batch uses CutMix rather than
+    MixUp. random_erasing is the per-image probability of timm's pixel-noise random erasing.
     eval_crop_ratio: validation resizes the shorter side to image_size / ratio, then center-crops.
     """
 
@@ -23,6 +24,7 @@ class AugmentConfig:
     randaugment: bool = True
     randaugment_magnitude: float = 9
     randaugment_num_ops: int = 2
+    randaugment_magnitude_std: float = 0.5
     mixup_alpha: float = 0.8
     cutmix_alpha: float = 1.0
     mix_switch_prob: float = 0.5
@@ -36,6 +38,7 @@ class AugmentConfig:
              "crop_scale must be (low, high) with 0 < low <= high <= 1"),
             (0 <= self.randaugment_magnitude <= 10, "randaugment_magnitude must be in [0, 10] (timm's scale)"),
             (int(self.randaugment_num_ops) >= 1, "randaugment_num_ops must be >= 1"),
+            (self.randaugment_magnitude_std >= 0, "randaugment_magnitude_std must be >= 0 (0: a fixed magnitude)"),
             (0 <= self.mixup_alpha <= 1, "mixup_alpha must be in [0, 1] (keras.layers.MixUp's range)"),
             (0 <= self.cutmix_alpha <= 1, "cutmix_alpha must be in [0, 1] (keras.layers.CutMix's factor range)"),
             (0 <= self.mix_switch_prob <= 1 and 0 <= self.mix_prob <= 1, "mix probabilities must be in [0, 1]"),

@@ -5,8 +5,6 @@ The trainer sees either a tf.data.Dataset (kconvnext.data.load) or a portable.Im
 (know its length, cut it short for a budget, skip epochs on resume) differ between the two, and
 this module is the one place that knows how.
 """
-import math
-
 import keras
 
 
@@ -14,10 +12,20 @@ def _is_pydataset(dataset):
     return isinstance(dataset, keras.utils.PyDataset)
 
 
+def full_batches(count, batch_size):
+    """Training batches per epoch: full ones only (the last partial batch is dropped, as in timm: one
+    image breaks BatchNorm and MixUp). Too few images for one batch is an error, not an empty epoch."""
+    if count < batch_size:
+        raise ValueError(f"The training split has {count} image(s), fewer than batch_size={batch_size}; training "
+                         "uses full batches only. Lower batch_size (or raise limit / use more images).")
+    return count // batch_size
+
+
 def batches_per_epoch(dataset, count, batch_size):
-    """Batches in one epoch; computed from the image count when tf.data cannot tell."""
+    """Batches in one training epoch; computed from the image count when tf.data cannot tell (an
+    empty epoch, a split smaller than one batch, gets full_batches' error)."""
     n = len(dataset) if _is_pydataset(dataset) else int(dataset.cardinality())
-    return n if n > 0 else max(1, math.ceil(count / batch_size))
+    return n if n > 0 else full_batches(count, batch_size)
 
 
 def with_known_length(dataset, steps):

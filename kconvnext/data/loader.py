@@ -36,7 +36,7 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
                   config=config)
     return splits.bundle(
         train=train_dataset(splits.train, seed=int(seed), shuffle_buffer=shuffle_buffer,
-                            cache_limit_bytes=cache_limit_bytes, **kwargs),
+                            cache_limit_bytes=cache_limit_bytes, normalization=splits.source.normalization, **kwargs),
         validation=validation_dataset(splits.validation, **kwargs),
     )
 

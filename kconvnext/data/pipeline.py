@@ -14,6 +14,7 @@ from PIL import Image
 
 from kconvnext.data import augment as aug
 from kconvnext.data.augment_numpy import cifar_pad
+from kconvnext.data.randaugment import RandAugment, fill_colour
 from kconvnext.data.seeds import seed_stream
 from kconvnext.data.sources.base import ArraySplit
 
@@ -98,8 +99,16 @@ def validation_dataset(split, *, num_classes, image_size, batch_size, config):
 
 
 def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, shuffle_buffer=None,
-                  cache_limit_bytes=None):
-    """Shuffled every epoch (seeded), augmented per image then per batch, as `config` says."""
+                  cache_limit_bytes=None, normalization="imagenet"):
+    """Shuffled every epoch (seeded), augmented per image then per batch, as `config` says.
+
+    Only full batches: the last partial one is dropped (as timm's training loader does), since a
+    batch of one image breaks BatchNorm statistics and leaves MixUp/CutMix nothing to mix. (A split
+    smaller than one batch gives an empty epoch; the trainer stops on that with epochs.full_batches'
+    error, while evaluation, which reads only the validation split, still works.)
+    `normalization` (the models' input normalisation) gives RandAugment's fill colour and the
+    random erasing noise statistics.
+    """
     keys, read = _reader(split)
     is_array = isinstance(split, ArraySplit)
     short_side = kept_short_side(image_size, config)
@@ -108,14 +117,16 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
         keys = keys.map(lambda path, label: (_shrunk_uint8(decode_file(path), short_side), label),
                         num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors(log_warning=True).cache()
         read = lambda image: tf.cast(image, tf.float32)  # noqa: E731
-    randaugment = (aug.RandAugmentPerImage(config.randaugment_magnitude, config.randaugment_num_ops, image_size)
+    mean, std = aug.pixel_stats(normalization)
+    randaugment = (RandAugment(config.randaugment_magnitude, config.randaugment_num_ops,
+                               config.randaugment_magnitude_std, fill=fill_colour(mean))
                    if config.randaugment else None)
     batch_augment = aug.BatchAugment(config)
     pad = cifar_pad(image_size)
 
     def prepare(key_label, seed):
         key, label = key_label
-        crop_seed, flip_seed, ra_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        crop_seed, flip_seed, ra_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
         image = read(key)
         if is_array:
             if split.images.shape[1] != image_size:
@@ -131,6 +142,8 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
             image = tf.image.stateless_random_flip_left_right(image, flip_seed)
         if randaugment is not None:
             image = randaugment(image, ra_seed)
+        if config.random_erasing > 0:
+            image = aug.random_erasing(image, erase_seed, config.random_erasing, mean, std)
         return tf.clip_by_value(image, *aug.VALUE_RANGE), tf.one_hot(label, num_classes, dtype=tf.float32)
 
     n = len(split)
@@ -138,7 +151,7 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
     ds = tf.data.Dataset.zip(ds, seed_stream(seed + 1)).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     if not is_array:
         ds = ds.ignore_errors(log_warning=True)  # last resort; the up-front scan should leave nothing to skip
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=True)
     if batch_augment.active:
         ds = tf.data.Dataset.zip(ds, seed_stream(seed + 2)).map(
             lambda batch, s: batch_augment(batch[0], batch[1], s), num_parallel_calls=AUTOTUNE, deterministic=True)

@@ -8,7 +8,8 @@ Augmentation is the geometric part of the recipe, in numpy: CIFAR's reflect-pad-
 Inception random resized crop, and horizontal flips. RandAugment, Mixup/CutMix and random erasing
 are tf.data-only; `unsupported(config)` names them so the trainer can say so instead of silently
 training a different recipe. Randomness comes from (seed, epoch, batch index), so batches do not
-depend on worker scheduling and a resumed run can jump to its epoch (`skip_epochs`).
+depend on worker scheduling and a resumed run can jump to its epoch (`skip_epochs`). Training epochs
+drop the last partial batch, as the tf.data pipeline does (see epochs.full_batches).
 """
 import math
 
@@ -52,7 +53,8 @@ class ImageBatches(keras.utils.PyDataset):
         self._order = self._permutation()
 
     def __len__(self):
-        n = math.ceil(len(self.labels) / self.batch_size)
+        count = len(self.labels)
+        n = count // self.batch_size if self.train else math.ceil(count / self.batch_size)  # full training batches
         return n if self.max_batches is None else min(n, self.max_batches)
 
     def limit_batches(self, n):

@@ -15,21 +15,12 @@ from kconvnext.data.config import AugmentConfig
 
 @dataclass(frozen=True)
 class AugmentSettings(AugmentConfig):
-    """kconvnext.data.AugmentConfig plus what Keras cannot do but the paper specifies.
-
-    The paper's RandAugment "rand-m9-mstd0.5" samples the magnitude from N(9, 0.5) per image;
-    keras.layers.RandAugment has a fixed magnitude, so the std is kept in the recipe for the
-    record and is NOT applied (the trainer says so).
-    """
-    randaugment_magnitude_std: float = 0.5
-
-    # Keys that exist only for the record (not passed to the data pipeline).
-    RECORD_ONLY = ("randaugment_magnitude_std",)
+    """A recipe's `augment:` block: exactly kconvnext.data.AugmentConfig, every key applied by the pipeline
+    (randaugment_magnitude_std included: timm's per-op magnitude noise, see kconvnext/data/randaugment.py)."""
 
     def pipeline_dict(self):
+        """The fields as kconvnext.data.load's `augment` argument."""
         d = dataclasses.asdict(self)
-        for k in self.RECORD_ONLY:
-            d.pop(k)
         d["crop_scale"] = tuple(d["crop_scale"])
         return d
 
@@ -72,7 +63,12 @@ class TrainConfig:
     layer_scale_init: float = 1e-6   # ConvNeXt only
     head_init_scale: float = 1.0     # ConvNeXt only
     small_input: bool = False
-    pretrained: Optional[str] = None  # weights file for fine-tuning (kconvnext.create_model weights=)
+    # Start from these weights: a preset tag ("imagenet", see `cli.py models`) or a checkpoint file.
+    pretrained: Optional[str] = None
+    # Transfer learning by linear probe: freeze the pretrained backbone, compute its pooled features
+    # once per image (plus `probe_views` augmented views per training image), train only the head.
+    linear_probe: bool = False
+    probe_views: int = 0
     model: dict = field(default_factory=dict)  # extra create_model kwargs, e.g. depths: [1, 1, 2, 1]
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     # Runtime

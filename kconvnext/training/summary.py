@@ -8,15 +8,14 @@ def _aug_line(a, arrays=False):
     if a.hflip:
         parts.append("flip")
     if a.randaugment:
-        parts.append(f"RandAugment n{a.randaugment_num_ops} m{a.randaugment_magnitude:g}"
-                     + (f" (mstd {a.randaugment_magnitude_std:g} recorded; keras has none)"
-                        if a.randaugment_magnitude_std else ""))
+        parts.append(f"RandAugment rand-m{a.randaugment_magnitude:g}-n{a.randaugment_num_ops}"
+                     f"-mstd{a.randaugment_magnitude_std:g}-inc1 (timm's ops, each with p 0.5)")
     if a.mixup_alpha:
         parts.append(f"mixup {a.mixup_alpha:g}")
     if a.cutmix_alpha:
         parts.append(f"cutmix {a.cutmix_alpha:g}")
     if a.random_erasing:
-        parts.append(f"erasing {a.random_erasing:g}")
+        parts.append(f"erasing {a.random_erasing:g} (pixel noise)")
     return ", ".join(parts) or "none"
 
 
