@@ -11,6 +11,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["kconvnext", "kconvnext.*"]),
     include_package_data=True,
+    package_data={"kconvnext": ["imagenet_classes.txt", "weights/presets.yaml"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<3.16",

@@ -4,6 +4,7 @@ import importlib as _importlib
 
 from kconvnext import data, layers, training, weights  # noqa: F401
 from kconvnext.training import TrainingDiverged, load_recipe, train
+from kconvnext.imagenet import decode_predictions, imagenet_classes
 from kconvnext.models import create_model, get_spec, list_models
 
 __version__ = "0.1.0"
@@ -33,6 +34,6 @@ for _name in list_models():
     globals()[_name] = _direct_builder(_name)
 
 __all__ = [
-    "TrainingDiverged", "create_model", "data", "export", "get_spec", "layers", "list_models",
+    "TrainingDiverged", "create_model", "data", "decode_predictions", "imagenet_classes", "export", "get_spec", "layers", "list_models",
     "load_recipe", "train", "training", "weights", *list_models(),
 ]

@@ -16,7 +16,7 @@ from kconvnext.training import train  # noqa: E402
 from training_helpers import synthetic_bundle  # noqa: E402
 
 out = sys.argv[2]
-result = train("catsdogs", "convnext_atto", data=lambda: synthetic_bundle(train=64, batch=16), output=out, verbose=0,
+result = train("catsdogs", "convnext_atto", recipe="catsdogs_convnext_scratch", data=lambda: synthetic_bundle(train=64, batch=16), output=out, verbose=0,
                overrides={"model": {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]},
                           "augment": {"mixup_alpha": 0.0}},
                epochs=3, batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0,

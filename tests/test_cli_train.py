@@ -15,7 +15,7 @@ from kconvnext.commands import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 # A tiny ConvNeXt at 32 px on 32 real images per split, augmentation off so it can visibly fit them.
-TINY = ["--set", "limit=32", "--set", "image_size=32", "--set", "model.depths=[1,1,1,1]",
+TINY = ["--recipe", "catsdogs_convnext_scratch", "--set", "limit=32", "--set", "image_size=32", "--set", "model.depths=[1,1,1,1]",
         "--set", "model.dims=[16,32,64,128]", "--set", "augment.randaugment=false",
         "--set", "augment.random_resized_crop=false", "--set", "augment.hflip=false", "--set", "augment.mixup_alpha=0",
         "--set", "augment.cutmix_alpha=0", "--set", "augment.random_erasing=0", "--set", "warmup_epochs=0",

@@ -33,7 +33,7 @@ def test_plan_rejects_nonsense(minutes, speed):
 
 def test_budget_run_trains_the_planned_steps_and_resume_keeps_the_plan(tmp_path):
     args = dict(batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5, drop_path_rate=0.0,
-                ema=False, budget_minutes=0.05, overrides=TINY, verbose=0)
+                ema=False, budget_minutes=0.05, overrides=TINY, verbose=0, recipe="catsdogs_convnext_scratch")
     first = train("catsdogs", "convnext_atto", data=synthetic_bundle(), output=tmp_path / "run", **args)
     plan = first.budget_plan
     assert plan is not None and plan.images_per_sec > 0

@@ -5,7 +5,8 @@ from kconvnext.training import list_recipes, load_recipe
 from kconvnext.training.config import config_from_dict, parse_set
 
 SHIPPED = {"imagenet_convnext", "finetune_convnext", "catsdogs_convnext", "catsdogs_resnet",
-           "catsdogs_resnext", "cifar10_convnext", "cifar10_resnet", "cifar10_resnext", "catsdogs_small",
+           "catsdogs_resnext", "catsdogs_probe", "catsdogs_convnext_scratch", "catsdogs_resnet_scratch",
+           "catsdogs_resnext_scratch", "cifar10_convnext", "cifar10_resnet", "cifar10_resnext", "catsdogs_small",
            "catsdogs_finetune"}
 
 
@@ -68,7 +69,7 @@ def test_wrong_type_names_key(tmp_path):
 
 
 def test_set_overrides_are_typed():
-    c, _ = load_recipe("catsdogs_convnext", overrides=parse_set(
+    c, _ = load_recipe("catsdogs_convnext_scratch", overrides=parse_set(
         ["epochs=3", "lr=1e-3", "augment.mixup_alpha=0", "model.depths=[1,1,1,1]", "global_clipnorm=null"]))
     assert c.epochs == 3 and c.lr == 1e-3 and c.effective_lr() == 1e-3
     assert c.augment.mixup_alpha == 0.0 and c.augment.cutmix_alpha == 1.0  # nested merge keeps siblings
@@ -76,4 +77,4 @@ def test_set_overrides_are_typed():
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_set(["epochs"])
     with pytest.raises(ValueError, match=r"key 'batch_size': expected int"):
-        load_recipe("catsdogs_convnext", overrides=parse_set(["batch_size=big"]))
+        load_recipe("catsdogs_convnext_scratch", overrides=parse_set(["batch_size=big"]))

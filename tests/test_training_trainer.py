@@ -18,7 +18,8 @@ def run(tmp_path, name="run", **kwargs):
     args.update(kwargs)
     data = args.pop("data", None) or synthetic_bundle()
     args.setdefault("verbose", 0)
-    return train("catsdogs", "convnext_atto", data=data, output=tmp_path / name, overrides=TINY, **args)
+    return train("catsdogs", "convnext_atto", recipe="catsdogs_convnext_scratch", data=data,
+                 output=tmp_path / name, overrides=TINY, **args)
 
 
 class StopAtEpoch(keras.callbacks.Callback):

@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["models", "export", "train", "eval", "predict", "compare"]
+COMMANDS = ["models", "export", "train", "eval", "predict", "compare", "roadmap"]
 
 EPILOG = """examples:
   python cli.py models
@@ -38,5 +38,12 @@ def main(argv=None):
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         # Errors we raise for bad input carry the path/argument and the fix; no traceback needed.
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        from kconvnext.weights import WeightsUnavailableError  # (no network, or a file that did not verify)
+
+        if not isinstance(err, WeightsUnavailableError):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ EXAMPLES = """examples:
   python cli.py models --family resnext
   python cli.py models --small-input --image-size 32 --num-classes 10   # CIFAR-sized
   python cli.py models --json models.json
+  python cli.py models --weights            # pretrained presets: URL, ImageNet top-1, licence
 """
 
 
@@ -22,6 +23,8 @@ def register(subparsers):
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--small-input", action="store_true", help="the 32x32 (CIFAR) stem option")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    p.add_argument("--weights", action="store_true",
+                   help="list the pretrained weight presets (URL, ImageNet top-1, licence) instead")
     p.set_defaults(func=run)
 
 
@@ -31,6 +34,7 @@ def model_table(family=None, image_size=None, num_classes=1000, small_input=Fals
 
     from kconvnext.flops import count_macs, count_params
     from kconvnext.models import create_model, get_spec, list_models
+    from kconvnext.weights.presets import preset_tags
 
     rows = []
     for name in list_models(family):
@@ -40,18 +44,33 @@ def model_table(family=None, image_size=None, num_classes=1000, small_input=Fals
                              small_input=small_input)
         rows.append({
             "model": name, "family": spec.family, "params": count_params(model),
-            "gflops": round(count_macs(model) / 1e9, 3), "image_size": size,
+            "gflops": round(count_macs(model) / 1e9, 3), "image_size": size, "weights": preset_tags(name),
         })
         del model
         keras.backend.clear_session()
     return rows
 
 
+def weights_table(family=None):
+    from kconvnext.models import get_spec
+    from kconvnext.weights import list_presets
+
+    return [p for p in list_presets() if family is None or get_spec(p.model).family == family]
+
+
 def run(args):
+    if args.weights:
+        for p in weights_table(args.family):
+            top1 = f"{p.top1:5.1f}%" if p.top1 is not None else "    ?"
+            print(f"{p.model:<18} {p.tag:<12} {top1}  {p.license or '?':<13} {p.url}" + (f"  ({p.note})" if p.note else ""))
+        return 0
     rows = model_table(args.family, args.image_size, args.num_classes, args.small_input)
-    print(f"{'model':<20} {'family':<9} {'params':>14} {'GFLOPs':>8} {'size':>5}")
+    print(f"{'model':<20} {'family':<9} {'params':>14} {'GFLOPs':>8} {'size':>5}  weights=")
     for r in rows:
-        print(f"{r['model']:<20} {r['family']:<9} {r['params']:>14,} {r['gflops']:>8.2f} {r['image_size']:>5}")
+        print(f"{r['model']:<20} {r['family']:<9} {r['params']:>14,} {r['gflops']:>8.2f} {r['image_size']:>5}  "
+              f"{', '.join(r['weights']) or '-'}")
+    print("\nweights: create_model(name, weights=TAG) / --set pretrained=TAG; `cli.py models --weights` lists each "
+          "tag's source, ImageNet top-1 and licence.")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -14,16 +14,29 @@ class ModelSpec:
 
 
 _REGISTRY = {}
+_ALIASES = {}  # other names for a registered model (timm's long names): alias -> name
 
 
 def register(name, family, builder, reference="", **arch):
-    if name in _REGISTRY:
+    if name in _REGISTRY or name in _ALIASES:
         raise ValueError(f"Model {name!r} is registered twice.")
     _REGISTRY[name] = ModelSpec(name, family, builder, arch, reference=reference)
 
 
-def list_models(family=None):
-    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+def register_alias(alias, name):
+    """Let `alias` (e.g. timm's "convnext_tiny") name the registered model `name` ("convnext_t")."""
+    if alias in _REGISTRY or alias in _ALIASES:
+        raise ValueError(f"Model name {alias!r} is registered twice.")
+    if name not in _REGISTRY:
+        raise ValueError(f"Alias {alias!r}: no registered model {name!r}.")
+    _ALIASES[alias] = name
+
+
+def list_models(family=None, include_aliases=False):
+    names = [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+    if include_aliases:
+        names += [a for a, n in _ALIASES.items() if family is None or _REGISTRY[n].family == family]
+    return names
 
 
 def unknown_name_error(kind, name, valid):
@@ -33,21 +46,32 @@ def unknown_name_error(kind, name, valid):
 
 
 def get_spec(name):
+    """The spec of a registered name or alias (spec.name is always the registered name)."""
+    name = _ALIASES.get(name, name)
     if name not in _REGISTRY:
-        raise unknown_name_error("model", name, list(_REGISTRY))
+        raise unknown_name_error("model", name, list(_REGISTRY) + list(_ALIASES))
     return _REGISTRY[name]
 
 
 def create_model(name, weights=None, **kwargs):
     """Build a registered model by name; kwargs override its builder's defaults.
 
-    weights: path to a timm / torchvision / official ConvNeXt checkpoint (`.safetensors` or
-    `.pth`) loaded with `kconvnext.weights.load_weights` (a head of another size is kept fresh).
+    weights: None (random init), a preset tag such as "imagenet" (downloaded once, hash-checked
+    and cached; see kconvnext.weights.presets and `cli.py models` for each model's tags), or the
+    path of a timm / torchvision / official ConvNeXt checkpoint (`.safetensors` or `.pth`). A head
+    of another size (e.g. num_classes=2) keeps its fresh initialisation.
     """
     spec = get_spec(name)
     model = spec.builder(name=name, **{**spec.arch, **kwargs})
     if weights is not None:
-        from kconvnext.weights import load_weights  # late: keeps the registry import-cycle free
+        # late imports keep the registry import-cycle free
+        from kconvnext.weights import load_weights
+        from kconvnext.weights.presets import is_preset_name
 
-        load_weights(model, weights)
+        if is_preset_name(weights):
+            from kconvnext.weights.pretrained import load_pretrained
+
+            load_pretrained(model, spec.name, str(weights), build_kwargs=kwargs)
+        else:
+            load_weights(model, weights)
     return model

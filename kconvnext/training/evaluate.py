@@ -114,18 +114,38 @@ def load_image(path, image_size, crop_ratio):
 
 def predict_files(run_or_file, paths, top=1):
     """[(path, [(class name, probability), ...top])] for image files."""
-    import keras
-
     model, info = load_trained_model(run_or_file)
     num = int(model.output_shape[-1])
     names = info.get("class_names") or [str(i) for i in range(num)]
-    size, ratio = info["image_size"], info.get("eval_crop_ratio", 0.875)
+    return classify_files(model, names, paths, info["image_size"], info.get("eval_crop_ratio", 0.875), top)
+
+
+def predict_files_pretrained(model_name, weights, paths, top=5, image_size=224, crop_ratio=0.875):
+    """As predict_files, for a registered model with a weights preset ("imagenet") or checkpoint
+    file and its own 1000-class head: ImageNet class names, preprocessed as the presets were evaluated."""
+    from kconvnext.imagenet import imagenet_classes
+    from kconvnext.models import create_model
+
+    _check_files(paths)
+    model = create_model(model_name, weights=weights, input_shape=(image_size, image_size, 3))
+    num = int(model.output_shape[-1])
+    names = list(imagenet_classes()) if num == 1000 else [str(i) for i in range(num)]
+    return classify_files(model, names, paths, image_size, crop_ratio, top)
+
+
+def _check_files(paths):
     for p in paths:
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such image file.")
+
+
+def classify_files(model, names, paths, image_size, crop_ratio, top):
+    import keras
+
+    _check_files(paths)
     out = []
     for p in paths:
-        image = load_image(p, size, ratio)
+        image = load_image(p, image_size, crop_ratio)
         logits = model(keras.ops.expand_dims(image, 0), training=False)
         probs = keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))[0]
         order = np.argsort(-probs)[:top]

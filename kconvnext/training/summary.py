@@ -48,6 +48,26 @@ def start_summary(*, model_name, family, params, config, recipe_path, overrides,
     return "\n".join(lines)
 
 
+def probe_summary(*, model_name, family, config, recipe_path, overrides, bundle, run_dir):
+    c = config
+    views = f" + {c.probe_views} augmented view(s) of each training image" if c.probe_views else ""
+    lines = [
+        "=" * 78,
+        f"model     {model_name} ({family}), {c.image_size}x{c.image_size} px, backbone frozen, "
+        f"weights {c.pretrained}",
+        f"data      {bundle.train_count} train / {bundle.validation_count} validation images, "
+        f"{bundle.num_classes} classes ({', '.join(bundle.class_names[:6])}"
+        f"{', ...' if bundle.num_classes > 6 else ''}); {len(bundle.skipped or [])} bad file(s) skipped",
+        f"recipe    {recipe_path}" + (f"  overrides: {overrides}" if overrides else ""),
+        f"          linear probe: backbone features once per image (center crop{views}), then the head:",
+        f"          epochs {c.epochs}, batch {c.batch_size}, AdamW lr {c.effective_lr():.3g}, warmup "
+        f"{c.warmup_epochs:g} ep, cosine to {c.min_lr:g}, wd {c.weight_decay:g}, label smoothing {c.label_smoothing:g}",
+        f"output    {run_dir}",
+        "=" * 78,
+    ]
+    return "\n".join(lines)
+
+
 def collapse_warning(report):
     """A classifier that answers one class for every validation image has learned nothing; on small
     data sets from scratch that is usually a learning rate too high for the model (seen with

@@ -155,6 +155,11 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
     user_overrides = merge(_normalize_overrides(overrides), _normalize_overrides(kwargs))
     config, recipe_path = load_recipe(recipe, dataset=dataset, family=spec.family, overrides=user_overrides)
     run_dir = Path(output) if output else default_run_dir(dataset, model)
+    if config.pretrained:
+        _fetch_pretrained_early(model, spec.family, dataset, config)
+    if config.linear_probe:
+        return _train_probe(dataset, model, spec, config, recipe_path, user_overrides, run_dir, data_dir,
+                            data, verbose, print_fn, started)
     last_ckpt = run_dir / "checkpoints" / "last.keras"
     if resume is None:
         resume = last_ckpt.is_file()
@@ -339,21 +344,91 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
 
 def _finish(result, bundle, info, verbose):
     """Plots and the validation report of the best checkpoint; final run.json."""
+    best = result.run_dir / "checkpoints" / "best.keras"
+    model = keras.models.load_model(best, compile=False) if best.is_file() else result.model
+    probs, labels = predict_dataset(model, bundle.validation, verbose=0)
+    return _write_reports(result, accuracy_report(probs, labels, bundle.class_names), info)
+
+
+def _write_reports(result, report, info, extra=None):
+    """curves.png, confusion_matrix.png, validation_report.json and the final run.json."""
     run_dir = result.run_dir
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
     if result.history:
         plot_history(result.history, plots / "curves.png", title=f"{info['model']} on {info['dataset']}")
-    best = run_dir / "checkpoints" / "best.keras"
-    model = keras.models.load_model(best, compile=False) if best.is_file() else result.model
-    probs, labels = predict_dataset(model, bundle.validation, verbose=0)
-    report = accuracy_report(probs, labels, bundle.class_names)
-    plot_confusion(report["confusion_matrix"], bundle.class_names, plots / "confusion_matrix.png")
+    plot_confusion(report["confusion_matrix"], report["class_names"], plots / "confusion_matrix.png")
     write_json_atomic(run_dir / "validation_report.json", report)
     write_json_atomic(run_dir / "run.json", {
         **read_json(run_dir / "run.json", {}), **info,
         "epochs_completed": result.epochs_completed, "best_accuracy": result.best_accuracy,
         "best_epoch": result.best_epoch, "best_weights": result.best_weights,
         "validation_top1": report["top1"], "train_images_per_sec": result.train_images_per_sec,
+        **(extra or {}),
     })
     return report
+
+
+def _fetch_pretrained_early(model, family, dataset, config):
+    """Download (or find cached) a preset's checkpoint before any data is read, so a machine without
+    network fails in seconds, with the two ways forward: a local file, or the from-scratch recipe."""
+    from kconvnext.weights import WeightsUnavailableError, fetch, get_preset
+    from kconvnext.weights.presets import is_preset_name
+
+    if not is_preset_name(config.pretrained):
+        return
+    preset = get_preset(get_spec(model).name, config.pretrained)
+    try:
+        fetch(preset)
+    except WeightsUnavailableError as err:
+        from kconvnext.training.recipes import DATASET_RECIPES, list_recipes
+
+        scratch = f"{DATASET_RECIPES.get(dataset, dataset)}_{family}_scratch"
+        alternative = f", or train from scratch: --recipe {scratch}" if scratch in list_recipes() else ""
+        raise WeightsUnavailableError(
+            f"{err}\nIn `cli.py train`: --set pretrained=/path/to/{preset.filename}"
+            f"{alternative}.") from None
+
+
+def _train_probe(dataset, model, spec, config, recipe_path, overrides, run_dir, data_dir, data, verbose,
+                 print_fn, started):
+    """The linear-probe run (kconvnext/training/probe.py) with the same run folder as fit."""
+    from kconvnext.data.loader import select_splits
+    from kconvnext.training.probe import run_probe
+    from kconvnext.training.summary import probe_summary
+
+    if data is not None:
+        raise ValueError("linear_probe: pass data_dir (the probe reads image files itself), not data=.")
+    if not tensorflow_backend():
+        raise ValueError(f"linear_probe needs the TensorFlow backend (tf.data feature extraction); "
+                         f"KERAS_BACKEND is {keras.backend.backend()!r}.")
+    if dataset not in DATASETS:
+        raise unknown_name_error("dataset", dataset, DATASETS)
+    _check_resume_compatible(run_dir, config)
+    keras.utils.set_random_seed(config.seed)
+    splits = select_splits(dataset, data_dir=data_dir, image_size=config.image_size, batch_size=config.batch_size,
+                           seed=config.seed, validation_fraction=config.validation_fraction, limit=config.limit,
+                           output_dir=str(run_dir))
+    bundle = splits.bundle(train=None, validation=None)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_run_files(run_dir, config, recipe_path, overrides, bundle)
+    info = _run_info(dataset, model, config, bundle, recipe_path, "float32",
+                     {"linear_probe": True, "epochs": config.epochs, "pretrained": config.pretrained})
+    write_json_atomic(run_dir / "run.json", {**read_json(run_dir / "run.json", {}), **info})
+    if verbose:
+        print_fn(probe_summary(model_name=model, family=spec.family, config=config, recipe_path=recipe_path,
+                               overrides=overrides, bundle=bundle, run_dir=run_dir))
+    net, history, report, state = run_probe(model, config, splits, run_dir, print_fn=print_fn,
+                                            verbose=verbose)
+    params = int(sum(int(math.prod(v.shape)) for v in net.weights if "head_fc" in v.path))
+    result = TrainResult(
+        run_dir=run_dir, model=net, config=config, history=history, epochs_completed=len(history),
+        best_accuracy=report["top1"], best_epoch=len(history), best_weights="raw", params=params,
+        report=report)
+    _write_reports(result, report, info, {
+        key: state[key] for key in ("backbone_images", "feature_seconds", "feature_images_per_sec",
+                                    "features_cached")})
+    result.seconds = time.time() - started
+    if verbose:
+        print_fn(end_summary(result))
+    return result

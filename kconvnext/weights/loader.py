@@ -70,6 +70,14 @@ def load_weights(model, path, *, source="auto", skip_mismatched_head=True):
     if source == "auto":
         source = detect_source(state)
     converted, unmatched = convert_state_dict(state, source)
+    return assign_converted(model, converted, source=source, origin=path, unmatched=unmatched,
+                            skip_mismatched_head=skip_mismatched_head)
+
+
+def assign_converted(model, converted, *, source, origin, unmatched=(), skip_mismatched_head=True):
+    """Assign already-converted weights (a list of converters.Converted) to `model`, all or nothing,
+    with load_weights' rules; `origin` names where they came from in messages."""
+    path = origin
     report = LoadReport(path=path, source=source)
 
     variables = {

@@ -1,0 +1,119 @@
+"""Linear probe on real cats-vs-dogs images, from a preset served over file:// (no network):
+the backbone runs once per image, stays unchanged, the head learns, and the saved model is
+exactly backbone features -> trained head. Plus the main job's offline error."""
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import kconvnext
+from kconvnext.commands import main
+from kconvnext.training import probe
+from kconvnext.weights import WeightsUnavailableError, register_preset
+from kconvnext.weights.presets import unregister_preset
+
+FIXTURES = Path(__file__).parent / "fixtures" / "parity"
+ARCH = {"depths": [1, 1, 2, 1], "dims": [16, 32, 48, 64]}  # the timm parity fixture's ConvNeXt
+PROBE = dict(image_size=64, limit=24, batch_size=16, epochs=40, warmup_epochs=0, lr=1e-2, model=ARCH,
+             pretrained="probe-test")
+
+
+@pytest.fixture
+def preset(tmp_path, monkeypatch):
+    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
+    mirror = tmp_path / "store" / "convnext_timm.safetensors"
+    mirror.parent.mkdir()
+    shutil.copy(FIXTURES / "convnext_timm.safetensors", mirror)
+    register_preset("convnext_atto", "probe-test", mirror.as_uri(), source="convnext_timm", num_classes=7)
+    yield
+    unregister_preset("convnext_atto", "probe-test")
+
+
+@pytest.fixture
+def backbone_calls(monkeypatch):
+    seen = []
+    real = probe.backbone_features
+
+    def counting(extractor, images):
+        seen.append(int(images.shape[0]))
+        return real(extractor, images)
+
+    monkeypatch.setattr(probe, "backbone_features", counting)
+    return seen
+
+
+def test_probe_runs_backbone_once_per_image_and_saves_features_to_head(
+        preset, backbone_calls, catsdogs_dir, tmp_path):
+    run = tmp_path / "run"
+    result = kconvnext.train("catsdogs", "convnext_atto", data_dir=str(catsdogs_dir), output=run,
+                             verbose=0, overrides=PROBE)
+    assert sum(backbone_calls) == 24 + 24  # every train and validation image, once
+    history = result.history
+    assert len(history) == 40 and history[-1]["loss"] < history[0]["loss"]
+
+    saved = keras.models.load_model(run / "checkpoints" / "best.keras")
+    pretrained = kconvnext.create_model("convnext_atto", num_classes=2, input_shape=(64, 64, 3),
+                                        weights="probe-test", depths=(1, 1, 2, 1), dims=(16, 32, 48, 64))
+    for w_saved, w_pre in zip(saved.weights, pretrained.weights):
+        assert w_saved.path == w_pre.path
+        if not w_saved.path.startswith("head_fc/"):  # the backbone is frozen: bit-identical
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(w_saved), keras.ops.convert_to_numpy(w_pre))
+    head_kernel = keras.ops.convert_to_numpy(saved.get_layer("head_fc").kernel)
+    assert not np.allclose(head_kernel, keras.ops.convert_to_numpy(pretrained.get_layer("head_fc").kernel))
+
+    # The saved model is features -> trained head: same logits as the cached features through the head.
+    cache = np.load(next((run / "features").glob("*.npz")))
+    data = kconvnext.data.load("catsdogs", data_dir=str(catsdogs_dir), image_size=64, batch_size=8, limit=24,
+                               augment=kconvnext.data.AugmentConfig.none())
+    images, _ = next(iter(data.validation))
+    want = cache["val_x"][:8] @ head_kernel + keras.ops.convert_to_numpy(saved.get_layer("head_fc").bias)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(saved(images, training=False)), want, atol=1e-4)
+
+    facts = kconvnext.training.io.read_json(run / "run.json")
+    assert facts["linear_probe"] is True and facts["backbone_images"] == 48
+    assert facts["validation_top1"] == pytest.approx(result.report["top1"])
+    assert (run / "plots" / "confusion_matrix.png").is_file() and (run / "logs" / "training.csv").is_file()
+
+    # A re-run with the same data and backbone reuses the features: no backbone pass at all.
+    backbone_calls.clear()
+    kconvnext.train("catsdogs", "convnext_atto", data_dir=str(catsdogs_dir), output=run, verbose=0,
+                    overrides=PROBE)
+    assert backbone_calls == []
+
+
+def test_probe_views_add_one_backbone_pass_per_view(preset, backbone_calls, catsdogs_dir, tmp_path):
+    kconvnext.train("catsdogs", "convnext_atto", data_dir=str(catsdogs_dir), output=tmp_path / "run",
+                    verbose=0, overrides={**PROBE, "probe_views": 1, "epochs": 2, "limit": 16})
+    assert sum(backbone_calls) == 16 + 16 + 16  # center crop + one augmented view, then validation
+
+
+def test_main_job_offline_names_both_alternatives(tmp_path, monkeypatch, catsdogs_dir, capsys):
+    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
+    register_preset("convnext_atto", "unreachable", "http://127.0.0.1:9/convnext_atto_d2-01bb0f51.pth",
+                    source="convnext_timm")
+    try:
+        with pytest.raises(WeightsUnavailableError) as info:
+            kconvnext.train("catsdogs", "convnext_atto", data_dir=str(catsdogs_dir), output=tmp_path / "run",
+                            verbose=0, overrides={"pretrained": "unreachable"})
+        message = str(info.value)
+        assert "http://127.0.0.1:9/convnext_atto_d2-01bb0f51.pth" in message
+        assert "--set pretrained=/path/to/convnext_atto_d2-01bb0f51.pth" in message
+        assert "--recipe catsdogs_convnext_scratch" in message
+        assert not (tmp_path / "run").exists()  # failed before reading data or writing anything
+
+        code = main(["train", "catsdogs", "convnext_atto", "--data-dir", str(catsdogs_dir),
+                     "--output", str(tmp_path / "run"), "--set", "pretrained=unreachable"])
+        assert code == 2 and "catsdogs_convnext_scratch" in capsys.readouterr().err
+    finally:
+        unregister_preset("convnext_atto", "unreachable")
+
+
+def test_default_catsdogs_recipe_is_the_pretrained_probe():
+    config, path = kconvnext.load_recipe(dataset="catsdogs", family="convnext")
+    assert path.name == "catsdogs_convnext.yaml" and config.linear_probe and config.pretrained == "imagenet"
+    scratch, _ = kconvnext.load_recipe("catsdogs_convnext_scratch")
+    assert not scratch.linear_probe and scratch.pretrained is None
+    finetune, _ = kconvnext.load_recipe("catsdogs_finetune")
+    assert finetune.pretrained == "imagenet" and not finetune.linear_probe and finetune.layer_decay
