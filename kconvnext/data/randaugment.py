@@ -200,8 +200,8 @@ class RandAugment:
         unknown = sorted(set(ops) - set(OPS))
         if unknown:
             raise ValueError(f"RandAugment: unknown op(s) {unknown}; valid: {list(OPS)}.")
-        if not 0 <= magnitude <= MAX_MAGNITUDE or magnitude_std < 0 or int(num_ops) < 1:
-            raise ValueError(f"RandAugment: need 0 <= magnitude <= 10, magnitude_std >= 0 and num_ops >= 1; "
+        if not (0 <= magnitude <= MAX_MAGNITUDE and 0 <= magnitude_std < math.inf and int(num_ops) >= 1):
+            raise ValueError(f"RandAugment: need 0 <= magnitude <= 10, a finite magnitude_std >= 0, num_ops >= 1; "
                              f"got magnitude={magnitude}, magnitude_std={magnitude_std}, num_ops={num_ops}.")
         self.magnitude, self.num_ops, self.magnitude_std = float(magnitude), int(num_ops), float(magnitude_std)
         self.fill = tuple(float(v) for v in fill)
