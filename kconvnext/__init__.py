@@ -29,11 +29,11 @@ def _direct_builder(name):
     return build
 
 
-# kconvnext.convnext_t(...), kconvnext.resnet50(...), ...: one function per registered variant.
-for _name in list_models():
+# kconvnext.convnext_t(...), kconvnext.resnet50(...), ...: one function per registered variant (and alias).
+for _name in list_models(include_aliases=True):
     globals()[_name] = _direct_builder(_name)
 
 __all__ = [
     "TrainingDiverged", "create_model", "data", "decode_predictions", "imagenet_classes", "export", "get_spec", "layers", "list_models",
-    "load_recipe", "train", "training", "weights", *list_models(),
+    "load_recipe", "train", "training", "weights", *list_models(include_aliases=True),
 ]

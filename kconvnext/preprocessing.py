@@ -17,8 +17,14 @@ NORMALIZATIONS = {
 }
 
 
-def resolve_normalization(spec):
-    """'imagenet' | 'cifar10' | (mean, std) on [0, 1] | None -> (mean, std) or None."""
+def resolve_normalization(spec, channels=3):
+    """'imagenet' | 'cifar10' | (mean, std) on [0, 1] | None -> (mean, std) per channel, or None.
+
+    channels=1 (grey images): a named normalisation uses the average of its channel means and
+    stds (ImageNet: 0.449 / 0.226); a (mean, std) pair needs one value each.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"normalization: images must have 1 or 3 channels, got {channels}.")
     if spec is None or spec is False or spec == "none":
         return None
     if isinstance(spec, str):
@@ -27,16 +33,22 @@ def resolve_normalization(spec):
                 f"Unknown normalization {spec!r}; use one of {sorted(NORMALIZATIONS)}, None, "
                 "or a (mean, std) pair of per-channel values on [0, 1]."
             )
-        return NORMALIZATIONS[spec]
+        mean, std = NORMALIZATIONS[spec]
+        if channels == 1:
+            return (sum(mean) / 3,), (sum(std) / 3,)
+        return mean, std
     mean, std = spec
-    if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"normalization mean and std need 3 values each, got {spec!r}.")
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(
+            f"normalization mean and std need {channels} value(s) each for {channels}-channel images, "
+            f"got {spec!r}; or pass a named normalization ({', '.join(sorted(NORMALIZATIONS))})."
+        )
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
-def normalization_layer(spec, name="normalization"):
+def normalization_layer(spec, name="normalization", channels=3):
     """A built-in `keras.layers.Normalization` mapping [0, 255] pixels to (x/255 - mean) / std."""
-    resolved = resolve_normalization(spec)
+    resolved = resolve_normalization(spec, channels)
     if resolved is None:
         return None
     mean, std = resolved

@@ -45,8 +45,8 @@ def test_every_variant_is_registered_and_has_a_direct_function():
 
 
 def test_unknown_model_suggests_close_match():
-    with pytest.raises(ValueError, match=r"convnext_t"):
-        kconvnext.create_model("convnext_tiny")
+    with pytest.raises(ValueError, match=r"convnext_tiny"):  # (timm's name, an alias of convnext_t)
+        kconvnext.create_model("convnext_tinny")
 
 
 @pytest.mark.parametrize("name,stage1", [("convnext_atto", 16), ("resnet18", 32)])

@@ -13,9 +13,13 @@ from kconvnext.layers.drop_path import DropPath
 LAYER_NORM_EPSILON = 1e-6
 
 
-def _init():
-    """Truncated normal, std 0.02: the official ConvNeXt init for every conv and linear kernel."""
-    return keras.initializers.TruncatedNormal(stddev=0.02)
+def kernel_init(stddev=0.02):
+    """N(0, 0.02): the official ConvNeXt / timm init for every conv and linear kernel.
+
+    timm's `trunc_normal_(std=.02)` cuts at +-2 *absolute* (100 std), so it is a plain normal in
+    effect; Keras' TruncatedNormal cuts at 2 std (+-0.04), which would shrink the std to ~0.0176.
+    """
+    return keras.initializers.RandomNormal(stddev=stddev)
 
 
 def _layer_norm(name):
@@ -55,7 +59,7 @@ class ConvNeXtStem(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.patch_size = int(patch_size)
-        self.conv = keras.layers.Conv2D(filters, patch_size, strides=patch_size, kernel_initializer=_init(), name="conv")
+        self.conv = keras.layers.Conv2D(filters, patch_size, strides=patch_size, kernel_initializer=kernel_init(), name="conv")
         self.norm = _layer_norm("norm")
 
     def build(self, input_shape):
@@ -80,7 +84,7 @@ class ConvNeXtDownsample(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.norm = _layer_norm("norm")
-        self.conv = keras.layers.Conv2D(filters, 2, strides=2, kernel_initializer=_init(), name="conv")
+        self.conv = keras.layers.Conv2D(filters, 2, strides=2, kernel_initializer=kernel_init(), name="conv")
 
     def build(self, input_shape):
         self.norm.build(input_shape)
@@ -111,10 +115,10 @@ class ConvNeXtBlock(keras.layers.Layer):
         self.layer_scale_init = float(layer_scale_init) if layer_scale_init else None
         self.mlp_ratio = int(mlp_ratio)
         self.kernel_size = int(kernel_size)
-        self.dwconv = keras.layers.DepthwiseConv2D(kernel_size, padding="same", depthwise_initializer=_init(), name="dwconv")
+        self.dwconv = keras.layers.DepthwiseConv2D(kernel_size, padding="same", depthwise_initializer=kernel_init(), name="dwconv")
         self.norm = _layer_norm("norm")
-        self.pwconv1 = keras.layers.Dense(self.mlp_ratio * self.filters, kernel_initializer=_init(), name="pwconv1")
-        self.pwconv2 = keras.layers.Dense(self.filters, kernel_initializer=_init(), name="pwconv2")
+        self.pwconv1 = keras.layers.Dense(self.mlp_ratio * self.filters, kernel_initializer=kernel_init(), name="pwconv1")
+        self.pwconv2 = keras.layers.Dense(self.filters, kernel_initializer=kernel_init(), name="pwconv2")
         self.layer_scale = (
             LayerScale(self.layer_scale_init, name="layer_scale") if self.layer_scale_init else None
         )

@@ -19,8 +19,9 @@ class GroupedConv2D(keras.layers.Layer):
     """`Conv2D(filters, kernel_size, strides, groups, padding)` without bias."""
 
     def __init__(self, filters, kernel_size, strides=1, groups=1, implementation=None, padding="valid",
-                 **kwargs):
+                 kernel_initializer="he_normal", **kwargs):
         super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
         implementation = implementation or DEFAULT_IMPLEMENTATION
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
@@ -47,7 +48,7 @@ class GroupedConv2D(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(self.kernel_size, self.kernel_size, channels // self.groups, self.filters),
-            initializer="he_normal",
+            initializer=self.kernel_initializer,
         )
 
     def call(self, inputs):
@@ -78,4 +79,5 @@ class GroupedConv2D(keras.layers.Layer):
             "groups": self.groups,
             "implementation": self.implementation,
             "padding": self.padding,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }

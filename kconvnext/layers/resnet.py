@@ -15,6 +15,13 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # Keras' momentum is 1 - PyTorch's.
 
 
+def kaiming_fan_out():
+    """torchvision's init for every ResNet conv, shortcut included: kaiming_normal_(mode="fan_out",
+    nonlinearity="relu") = N(0, 2 / (out_channels * kh * kw)), not truncated (Keras' he_normal is
+    fan_in and truncated)."""
+    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
+
+
 def batch_norm(name, zero_init=False):
     return keras.layers.BatchNormalization(
         epsilon=BN_EPSILON,
@@ -37,7 +44,7 @@ def conv(filters, kernel_size, strides=1, name=None):
     return pad + [
         keras.layers.Conv2D(
             filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-            kernel_initializer="he_normal", name=name,
+            kernel_initializer=kaiming_fan_out(), name=name,
         )
     ]
 
@@ -83,7 +90,8 @@ class _ResidualBlock(keras.layers.Layer):
     def _build_shortcut(self, input_shape):
         if self.strides != 1 or input_shape[-1] != self.out_channels:
             self.downsample_conv = keras.layers.Conv2D(
-                self.out_channels, 1, strides=self.strides, use_bias=False, name="downsample_conv"
+                self.out_channels, 1, strides=self.strides, use_bias=False,
+                kernel_initializer=kaiming_fan_out(), name="downsample_conv",
             )
             self.downsample_bn = batch_norm("downsample_bn")
             _build_chain([self.downsample_conv, self.downsample_bn], input_shape)
@@ -156,7 +164,7 @@ class BottleneckBlock(_ResidualBlock):
         pad, padding = padding_for(3, self.strides, "conv2")
         self.conv2 = pad + [GroupedConv2D(
             width, 3, strides=self.strides, groups=self.groups, padding=padding,
-            implementation=grouped_conv_implementation, name="conv2",
+            implementation=grouped_conv_implementation, kernel_initializer=kaiming_fan_out(), name="conv2",
         )]
         self.bn2 = batch_norm("bn2")
         self.conv3 = conv(self.out_channels, 1, name="conv3")

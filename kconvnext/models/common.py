@@ -7,13 +7,13 @@ POOLINGS = (None, "avg", "max")
 
 
 def model_input(input_shape, normalization):
-    """Input of [0, 255] pixels, normalised in-model (see kconvnext.preprocessing)."""
+    """Input of [0, 255] pixels, normalised in-model (see kconvnext.preprocessing); 1 channel = grey."""
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise ValueError(
             f"input_shape must be (height, width, channels) with 1 or 3 channels, got {input_shape!r}."
         )
     inputs = keras.Input(shape=tuple(input_shape), name="images")
-    norm = normalization_layer(normalization)
+    norm = normalization_layer(normalization, channels=input_shape[-1])
     return inputs, (norm(inputs) if norm is not None else inputs)
 
 

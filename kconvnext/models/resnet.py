@@ -22,14 +22,18 @@ VARIANTS = {
 
 
 def build_resnet(block, depths, *, groups=1, base_width=64, num_classes=1000,
-                 input_shape=(224, 224, 3), include_top=True, pooling="avg", drop_path_rate=0.0,
+                 input_shape=(224, 224, 3), include_top=True, pooling=None, drop_path_rate=0.0,
                  small_input=False, normalization="imagenet", head_dropout=0.0,
                  zero_init_last=True, grouped_conv_implementation=None, classifier_activation=None,
                  name="resnet"):
     """A ResNet / ResNeXt as a plain functional `keras.Model`.
 
     small_input=True is the CIFAR stem: one 3x3 stride-1 conv and no max-pool, so 32x32 images
-    reach the first stage at full resolution.
+    reach the first stage at full resolution. pooling applies when include_top=False, as in
+    keras.applications: None (the default) gives the last feature map, "avg"/"max" pooled features.
+    Initialisation as torchvision: kaiming_normal fan_out convs (layers/resnet.py), BatchNorm 1/0
+    (zero_init_last, timm's default, zeroes each block's last BN scale), and torch's nn.Linear
+    default for the classifier kernel, U(+-1/sqrt(fan_in)) (the bias starts at zero).
     """
     if block not in ("basic", "bottleneck"):
         raise ValueError(f"block must be 'basic' or 'bottleneck', got {block!r}.")
@@ -60,6 +64,7 @@ def build_resnet(block, depths, *, groups=1, base_width=64, num_classes=1000,
         x, num_classes=num_classes, include_top=include_top,
         pooling=pooling or ("avg" if include_top else None), dropout=head_dropout,
         classifier_activation=classifier_activation, name_prefix="head",
+        kernel_initializer=keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform"),
     )
     return keras.Model(inputs, x, name=name)
 

@@ -1,9 +1,11 @@
 """Callbacks the trainer adds to keras' fit: EMA/raw validation, checkpoints, NaN guard, timing.
 
 Order matters and the trainer keeps it: EMAValidation, NaNGuard, Throughput, RunCheckpoint, then
-keras' SwapEMAWeights(swap_on_epoch=True) last, so checkpoints always hold the *raw* weights in
+SwapEMAWeights(swap_on_epoch=True) last, so checkpoints always hold the *raw* weights in
 the model and the EMA in the optimizer (which is what --resume needs), while best.keras gets
-whichever of raw/EMA validated better.
+whichever of raw/EMA validated better. Every swap moves the EMA weights *and* the EMA of the
+BatchNorm statistics (RecipeAdamW.average_buffers) together, so EMA weights are never paired with
+the raw model's statistics.
 """
 import math
 import time
@@ -14,11 +16,34 @@ import numpy as np
 from kconvnext.training.io import save_model_atomic, write_json_atomic
 
 
+def _buffer_optimizer(model):
+    """The optimizer that may hold buffer averages (inside a LossScaleOptimizer with mixed precision)."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    return optimizer if hasattr(optimizer, "swap_buffer_averages") else None
+
+
+class SwapEMAWeights(keras.callbacks.SwapEMAWeights):
+    """keras' SwapEMAWeights that swaps the EMA of the buffers (BatchNorm statistics) too."""
+
+    def _swap_variables(self):
+        super()._swap_variables()
+        optimizer = _buffer_optimizer(self.model)
+        if optimizer is not None:
+            optimizer.swap_buffer_averages()
+
+    def _finalize_ema_values(self):
+        super()._finalize_ema_values()
+        optimizer = _buffer_optimizer(self.model)
+        if optimizer is not None:
+            optimizer.copy_buffers_to_averages()
+
+
 def _swap_ema(model):
-    """Swap model weights with the optimizer's EMA copies (same code path as SwapEMAWeights)."""
-    swapper = keras.callbacks.SwapEMAWeights()
+    """Swap model weights and buffers with the optimizer's EMA copies (as SwapEMAWeights does)."""
+    swapper = SwapEMAWeights()
     swapper.set_model(model)
-    swapper._apply_to_ema_optimizers(swapper._tf_swap_variables, swapper._backend_swap_variables)
+    swapper._swap_variables()
 
 
 class EMAValidation(keras.callbacks.Callback):

@@ -17,7 +17,7 @@ def model_kwargs(name, config, num_classes, normalization):
         "input_shape": (config.image_size, config.image_size, 3),
         "small_input": config.small_input,
         "normalization": normalization,
-        "drop_path_rate": config.drop_path_for(name),
+        "drop_path_rate": config.drop_path_for(spec.name),  # (a timm alias finds its rate too)
         "layer_scale_init": config.layer_scale_init,
         "head_init_scale": config.head_init_scale,
     }

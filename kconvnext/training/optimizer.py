@@ -1,4 +1,5 @@
-"""AdamW as the ConvNeXt recipe uses it: no decay on biases/norms/layer-scale, optional layer-wise lr.
+"""AdamW as the ConvNeXt recipe uses it: no decay on biases/norms/layer-scale, optional layer-wise lr,
+and an EMA that covers the BatchNorm statistics as well as the weights.
 
 Why a subclass rather than `AdamW(...).exclude_from_weight_decay(var_names=...)` on a stock
 optimizer: the exclusion is not part of the optimizer's config, so a `.keras` checkpoint reloaded
@@ -10,19 +11,30 @@ Exclusion matches `variable.name` (Keras' rule), which for our layers is the las
 
 Layer-wise lr decay (BEiT / ConvNeXt fine-tuning): parameters near the input learn slower,
 lr_scale = decay ** (num_layers - layer_id). Scaling *gradients* would not work (Adam is invariant to
-gradient scale), so `update_step` scales the learning rate per variable. Decoupled weight decay is
-applied by Keras with the unscaled lr (it is 1e-8 in the fine-tuning recipe; negligible).
+gradient scale), so `update_step` scales the learning rate per variable, and the decoupled weight
+decay uses that same scaled lr (torch AdamW with the official parameter groups: p -= lr_group * wd * p);
+Keras' own decay would use the unscaled lr, decaying the stem decay**-depth times too much.
+
+EMA of buffers (timm's ModelEmaV3 averages BatchNorm running stats with the weights): Keras' EMA
+covers trainable variables only, so EMA weights would be validated and saved with the raw model's
+BatchNorm statistics. `average_buffers(model)` adds an EMA of the model's non-trainable float
+variables, updated in the train step with the weights' momentum and saved with the optimizer
+(so `--resume` keeps it); kconvnext.training.callbacks swaps it in and out with the EMA weights.
 """
 import re
 
 import keras
+import numpy as np
+from keras import ops
+from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from kconvnext.models import get_spec
 
 
 @keras.saving.register_keras_serializable(package="kconvnext")
 class RecipeAdamW(keras.optimizers.AdamW):
-    """keras AdamW + persistent weight-decay exclusions + per-layer lr scales.
+    """keras AdamW + persistent weight-decay exclusions + per-layer lr (and weight decay) scales
+    + an optional EMA of the model's buffers.
 
     lr_scales: {top-level layer name (first component of variable.path): scale}; missing -> 1.0.
     """
@@ -33,21 +45,133 @@ class RecipeAdamW(keras.optimizers.AdamW):
         self.lr_scales = dict(lr_scales or {})
         if self.no_weight_decay:
             self.exclude_from_weight_decay(var_names=self.no_weight_decay)
+        self._set_buffers((), ())
+        self._pending_buffer_averages = None  # read from a checkpoint, waiting for average_buffers
 
     def build(self, variables):
         super().build(variables)
         self._lr_scale_list = [self.lr_scales.get(v.path.split("/")[0], 1.0) for v in variables]
+        self._decay_list = [bool(self.weight_decay) and self._use_weight_decay(v) for v in variables]
+
+    def _apply_weight_decay(self, variables):
+        """No-op: update_step applies the decay, with the variable's own (layer-scaled) lr."""
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.lr_scales:
-            scale = self._lr_scale_list[self._get_variable_index(variable)]
-            if scale != 1.0:
-                learning_rate = learning_rate * scale
+        index = self._get_variable_index(variable)
+        scale = self._lr_scale_list[index]
+        if scale != 1.0:
+            learning_rate = learning_rate * scale
+        if self._decay_list[index]:
+            # Decoupled decay before the Adam step, as torch AdamW: p -= lr * wd * p.
+            rate = ops.cast(learning_rate, variable.dtype) * ops.cast(self.weight_decay, variable.dtype)
+            self.assign_sub(variable, ops.multiply(variable, rate))
         return super().update_step(gradient, variable, learning_rate)
+
+    # --- EMA of buffers (BatchNorm statistics) -------------------------------------------------
+
+    @no_automatic_dependency_tracking  # model variables must not join the optimizer's own
+    def _set_buffers(self, buffers, averages):
+        self._buffers, self._buffer_averages = tuple(buffers), tuple(averages)
+
+    @property
+    def buffer_averages(self):
+        return self._buffer_averages
+
+    def average_buffers(self, model):
+        """Keep an EMA of `model`'s buffers next to the weights' EMA; returns how many.
+
+        Call after the optimizer is built (and inside the distribution strategy's scope). After a
+        reload the averages continue from the checkpoint. Only on the TensorFlow backend: JAX's
+        stateless train step does not show the optimizer the step's new statistics (returns 0).
+        """
+        if not self.use_ema or keras.backend.backend() != "tensorflow":
+            return 0
+        if not self.built:
+            raise RuntimeError("average_buffers: build the optimizer on the model's trainable variables first.")
+        buffers = model_buffers(model)
+        if self._buffers:
+            if [id(b) for b in buffers] != [id(b) for b in self._buffers]:
+                raise ValueError("average_buffers: this optimizer already averages another model's buffers.")
+            return len(buffers)
+        pending, self._pending_buffer_averages = self._pending_buffer_averages, None
+        if pending is not None and [p.shape for p in pending] != [tuple(b.shape) for b in buffers]:
+            raise ValueError(
+                f"The checkpoint's optimizer holds {len(pending)} buffer averages that do not match "
+                f"the model's {len(buffers)} BatchNorm statistics (another model's checkpoint?)."
+            )
+        averages = []
+        for i, buffer in enumerate(buffers):
+            average = self.add_variable_from_reference(buffer, name="average")
+            self._assign_each_device(average, buffer if pending is None else pending[i])
+            averages.append(average)
+        self._set_buffers(buffers, averages)
+        return len(buffers)
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        super()._update_model_variables_moving_average(trainable_variables)
+        if not self._buffer_averages:
+            return
+        # Same rule as Keras' weight EMA: the first step copies, later steps average.
+        momentum = ops.cast(ops.not_equal(self.iterations, 0), "float32") * self.ema_momentum
+        for buffer, average in zip(self._buffers, self._buffer_averages):
+            m = ops.cast(momentum, average.dtype)
+            average.assign(m * average + (1 - m) * ops.cast(buffer, average.dtype))
+
+    def swap_buffer_averages(self):
+        """Exchange the buffers' values with their averages (per device, as SwapEMAWeights does)."""
+        for buffer, average in zip(self._buffers, self._buffer_averages):
+            if keras.backend.backend() == "tensorflow":
+                self._each_device(buffer, lambda a, b: a.assign_add(b), average)
+                self._each_device(buffer, lambda a, b: b.assign(a - b), average)
+                self._each_device(buffer, lambda a, b: a.assign(a - b), average)
+            else:
+                value = ops.convert_to_numpy(buffer)
+                buffer.assign(average)
+                average.assign(value)
+
+    def copy_buffers_to_averages(self):
+        """averages := buffers (what SwapEMAWeights' finalize does for the weights)."""
+        for buffer, average in zip(self._buffers, self._buffer_averages):
+            self._assign_each_device(average, buffer)
+
+    def finalize_variable_values(self, var_list):
+        """End of fit: Keras puts the EMA weights in the model; their statistics go with them."""
+        super().finalize_variable_values(var_list)
+        if self.use_ema:
+            for buffer, average in zip(self._buffers, self._buffer_averages):
+                self._assign_each_device(buffer, average)
+
+    def _each_device(self, target, fn, source):
+        strategy = getattr(self, "_distribution_strategy", None)
+        if strategy is None:
+            return fn(target, source)
+        strategy.extended.update(target.value, fn, args=(source.value,))
+
+    def _assign_each_device(self, target, source):
+        if isinstance(source, np.ndarray):
+            target.assign(source)
+        else:
+            self._each_device(target, lambda a, b: a.assign(b), source)
+
+    def load_own_variables(self, store):
+        """A checkpoint with buffer averages has more variables than a freshly built optimizer: load
+        the optimizer's own, keep the averages for average_buffers (Keras would skip them all)."""
+        own = len(self.variables)
+        if self.built and not self._buffer_averages and len(store.keys()) > own:
+            for i, variable in enumerate(self.variables):
+                variable.assign(store[str(i)])
+            self._pending_buffer_averages = [np.asarray(store[str(i)]) for i in range(own, len(store.keys()))]
+            return
+        super().load_own_variables(store)
 
     def get_config(self):
         return {**super().get_config(), "no_weight_decay": self.no_weight_decay,
                 "lr_scales": self.lr_scales}
+
+
+def model_buffers(model):
+    """The model's non-trainable float variables (timm's buffers): BatchNorm moving mean/variance."""
+    return [v for v in model.non_trainable_variables if "float" in str(v.dtype)]
 
 
 def _layer_ids(model, family):

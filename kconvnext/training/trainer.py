@@ -9,6 +9,7 @@ multiworker.py) and leaves a self-describing run folder:
     checkpoints/last.keras  checkpoints/best.keras
     logs/training.csv  logs/tensorboard/  plots/curves.png  plots/confusion_matrix.png
 """
+import contextlib
 import dataclasses
 import math
 import time
@@ -28,6 +29,7 @@ from kconvnext.training.distribute import resolve_precision, select_strategy, te
 from kconvnext.training.evaluate import accuracy_report, predict_dataset
 from kconvnext.training.io import read_json, save_model_atomic, write_json_atomic, write_text_atomic
 from kconvnext.training.model_setup import build_model, compile_model, schedule_for
+from kconvnext.training.optimizer import model_buffers
 from kconvnext.training.plots import plot_confusion, plot_history
 from kconvnext.training.recipes import load_recipe
 from kconvnext.training.summary import end_summary, start_summary
@@ -300,12 +302,24 @@ def _tensorboard(logs_dir, print_fn):
     return [keras.callbacks.TensorBoard(str(logs_dir / "tensorboard"), write_graph=False, profile_batch=0)]
 
 
+def _average_buffers(net, print_fn):
+    """EMA of the BatchNorm statistics next to the EMA weights (RecipeAdamW.average_buffers)."""
+    optimizer = cb._buffer_optimizer(net)
+    if optimizer is None or not model_buffers(net):
+        return
+    with net.distribute_strategy.scope() if hasattr(net, "distribute_strategy") else contextlib.nullcontext():
+        averaged = optimizer.average_buffers(net)
+    if not averaged:
+        print_fn(f"note: on the {keras.backend.backend()} backend the EMA covers the weights only: "
+                 "EMA validation and an EMA best.keras use the raw model's BatchNorm statistics.")
+
+
 def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume, verbose, print_fn, extra):
     """keras fit with our callbacks; NaN -> TrainingDiverged; Ctrl-C -> checkpoint, then re-raise."""
     guard = cb.NaNGuard()
     throughput = cb.Throughput(config.batch_size, steps, config.epochs - initial_epoch, print_fn=print_fn)
     checkpoint = cb.RunCheckpoint(run_dir, state, guard)
-    swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.ema else None
+    swap = cb.SwapEMAWeights(swap_on_epoch=True) if config.ema else None
     logs_dir = run_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
     callbacks = ([cb.EMAValidation(bundle.validation)] if swap else []) + [
@@ -314,6 +328,8 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     ] + _tensorboard(logs_dir, print_fn) + list(extra) + ([swap] if swap else [])
     warnings.filterwarnings("ignore", message="Your input ran out of data")  # unknown-length datasets
     _build_without_training_data(net, bundle.validation)
+    if swap is not None:
+        _average_buffers(net, print_fn)
     try:
         net.fit(train_ds, validation_data=bundle.validation, epochs=config.epochs,
                 initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)

@@ -4,9 +4,12 @@
 - `.pth` / `.pt` / `.bin` (torch.save zip format): `torch_zip`, a restricted, torch-free unpickler;
   when it cannot decode a file and torch is installed, `torch.load(weights_only=True)` is tried.
 Wrappers are unwrapped: `{"model": sd}` (official ConvNeXt), `{"state_dict": sd}`, `{"model_ema": sd}`,
-and DDP's `module.` prefix is stripped.
+and DDP's `module.` prefix is stripped. A training checkpoint holding both raw and EMA weights (official
+ConvNeXt: "model" + "model_ema"; timm: "state_dict" + "state_dict_ema") is read as its EMA copy, the
+weights the releases evaluate; the returned StateDict's `wrapper` says which one was read.
 """
 import json
+import logging
 import os
 import struct
 
@@ -15,7 +18,17 @@ import numpy as np
 from kconvnext.weights.torch_zip import UnsupportedPickleError, bfloat16_to_float32, load_torch_zip
 
 # Checked in this order: an EMA copy is what the official ConvNeXt releases evaluate.
-WRAPPER_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema", "model_state_dict", "module")
+WRAPPER_KEYS = ("model_ema", "state_dict_ema", "model", "state_dict", "model_state_dict", "module")
+
+logger = logging.getLogger("kconvnext.weights")
+
+
+class StateDict(dict):
+    """{key: array}, plus `wrapper`: the checkpoint keys it was found under ("model_ema", ...; "" = top
+    level) and `alternatives`: other wrappers that held weights and were not read."""
+
+    wrapper = ""
+    alternatives = ()
 
 
 class CheckpointError(ValueError):
@@ -133,21 +146,29 @@ def _torch_to_numpy(obj):
 
 
 def unwrap_state_dict(obj, path="checkpoint"):
-    """Find the {name: array} state dict in what was saved; strip a DDP `module.` prefix."""
+    """Find the {name: array} state dict in what was saved (the EMA copy when there is one); strip a
+    DDP `module.` prefix. Returns a StateDict that says which wrapper it came from."""
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a state dict (got {type(obj).__name__}).")
+    chosen, others = [], []
     for _ in range(3):  # {"model": {"state_dict": ...}} style nesting
         if any(isinstance(v, np.ndarray) for v in obj.values()):
             break
-        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
-        if inner is None:
+        found = [k for k in WRAPPER_KEYS if isinstance(obj.get(k), dict) and obj[k]]
+        if not found:
             break
-        obj = inner
-    state = {str(k): v for k, v in obj.items() if isinstance(v, np.ndarray)}
+        chosen.append(found[0])
+        others += ["/".join(chosen[:-1] + [k]) for k in found[1:]]
+        obj = obj[found[0]]
+    state = StateDict((str(k), v) for k, v in obj.items() if isinstance(v, np.ndarray))
     if not state:
         raise CheckpointError(
             f"{path} holds no tensors under a known key; top-level keys: {sorted(map(str, obj))[:10]}."
         )
     if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = StateDict((k[len("module."):], v) for k, v in state.items())
+    state.wrapper, state.alternatives = "/".join(chosen), tuple(others)
+    if others:
+        logger.info("kconvnext: %s: read the weights under %r (not %s)", path, state.wrapper,
+                    ", ".join(repr(o) for o in others))
     return state
