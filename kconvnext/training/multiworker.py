@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from kconvnext.training.callbacks import _finite
+from kconvnext.training.errors import TrainingDiverged
 from kconvnext.training.io import save_model_atomic, write_json_atomic
 
 
@@ -84,8 +85,6 @@ def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, i
             loss, correct, count = train_step(iterator)
             loss_value = float(loss)
             if not math.isfinite(loss_value):
-                from kconvnext.training.trainer import TrainingDiverged
-
                 raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} "
                                        f"(multi-worker); the last good checkpoint is kept in {run_dir}.")
             loss_sum, correct_sum, seen = loss_sum + loss_value, correct_sum + float(correct), seen + float(count)

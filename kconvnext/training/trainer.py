@@ -26,6 +26,7 @@ from kconvnext.training import callbacks as cb
 from kconvnext.training.budget import apply_plan, measure_train_speed, plan_budget, plan_from_state
 from kconvnext.training.config import merge, parse_set
 from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
+from kconvnext.training.errors import TrainingDiverged
 from kconvnext.training.evaluate import accuracy_report, predict_dataset
 from kconvnext.training.io import read_json, save_model_atomic, write_json_atomic, write_text_atomic
 from kconvnext.training.model_setup import build_model, compile_model, schedule_for
@@ -35,10 +36,6 @@ from kconvnext.training.recipes import load_recipe
 from kconvnext.training.summary import end_summary, start_summary
 
 DATASETS = ("catsdogs", "cifar10", "folder")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf; the message says where and what was kept."""
 
 
 @dataclasses.dataclass
@@ -436,7 +433,7 @@ def _train_probe(dataset, model, spec, config, recipe_path, overrides, run_dir, 
                                overrides=overrides, bundle=bundle, run_dir=run_dir))
     net, history, report, state = run_probe(model, config, splits, run_dir, print_fn=print_fn,
                                             verbose=verbose)
-    params = int(sum(int(math.prod(v.shape)) for v in net.weights if "head_fc" in v.path))
+    params = int(sum(int(math.prod(v.shape)) for v in net.trainable_variables))
     result = TrainResult(
         run_dir=run_dir, model=net, config=config, history=history, epochs_completed=len(history),
         best_accuracy=report["top1"], best_epoch=len(history), best_weights="raw", params=params,
