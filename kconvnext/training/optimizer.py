@@ -21,6 +21,7 @@ BatchNorm statistics. `average_buffers(model)` adds an EMA of the model's non-tr
 variables, updated in the train step with the weights' momentum and saved with the optimizer
 (so `--resume` keeps it); kconvnext.training.callbacks swaps it in and out with the EMA weights.
 """
+import contextlib
 import re
 
 import keras
@@ -101,11 +102,22 @@ class RecipeAdamW(keras.optimizers.AdamW):
             )
         averages = []
         for i, buffer in enumerate(buffers):
-            average = self.add_variable_from_reference(buffer, name="average")
+            average = self._untracked_variable_like(buffer)
             self._assign_each_device(average, buffer if pending is None else pending[i])
             averages.append(average)
         self._set_buffers(buffers, averages)
         return len(buffers)
+
+    def _untracked_variable_like(self, reference):
+        """A variable outside `self.variables`: a LossScaleOptimizer (mixed precision) reloads only
+        when its and its inner optimizer's variable counts match a fresh build's, so the averages
+        are appended to the saved variables by save_own_variables instead."""
+        strategy = getattr(self, "_distribution_strategy", None)
+        colocated = (strategy.extended.colocate_vars_with(reference.value) if strategy is not None
+                     else contextlib.nullcontext())
+        with colocated:
+            return keras.Variable(keras.initializers.Zeros(), shape=reference.shape, dtype=reference.dtype,
+                                  trainable=False, name=reference.path.replace("/", "_") + "_average")
 
     def _update_model_variables_moving_average(self, trainable_variables):
         super()._update_model_variables_moving_average(trainable_variables)
@@ -152,6 +164,12 @@ class RecipeAdamW(keras.optimizers.AdamW):
             target.assign(source)
         else:
             self._each_device(target, lambda a, b: a.assign(b), source)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        own = len(self.variables)
+        for i, average in enumerate(self._buffer_averages):
+            store[str(own + i)] = ops.convert_to_numpy(average)
 
     def load_own_variables(self, store):
         """A checkpoint with buffer averages has more variables than a freshly built optimizer: load
