@@ -1,4 +1,5 @@
-"""Export: SavedModel (TF Serving) and TFLite fp32/fp16/dynamic/int8, validated, plus error paths.
+"""Export: SavedModel (TF Serving) and TFLite fp32/fp16/dynamic/int8 (full, mixed)/16x8, validated,
+float32 rebuilds of mixed-precision checkpoints, plus error paths.
 
 Models are tiny and trained for a few steps on real cats-vs-dogs JPEGs, so exports see
 non-trivial weights and BatchNorm statistics; every export is checked against the Keras model.
@@ -6,6 +7,7 @@ non-trivial weights and BatchNorm statistics; every export is checked against th
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -17,7 +19,7 @@ import kconvnext.export as kx
 from kconvnext.commands import main
 from kconvnext.data import augment as data_augment
 from kconvnext.data import pipeline as data_pipeline
-from kconvnext.export import paths, preprocess, tflite, validate
+from kconvnext.export import paths, precision, preprocess, quantization, tflite, validate
 from kconvnext.export import saved_model as sm
 from kconvnext.layers.grouped_conv import GroupedConv2D
 from kconvnext.models import build_convnext, build_resnet
@@ -163,7 +165,7 @@ def test_saved_model_refused_when_it_disagrees(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ TFLite
 
 @pytest.mark.slow
-@pytest.mark.parametrize("quantize", ["none", "fp16", "dynamic", "int8"])
+@pytest.mark.parametrize("quantize", ["none", "fp16", "dynamic", "int8_full"])
 def test_tflite_variants(quantize, convnext_run, catsdogs_dir, tmp_path, capsys):
     out = tmp_path / f"model_{quantize}.tflite"
     args = ["export", str(convnext_run), "--format", "tflite", "--quantize", quantize, "--output", str(out),
@@ -191,7 +193,9 @@ def test_tflite_variants(quantize, convnext_run, catsdogs_dir, tmp_path, capsys)
         assert diff < 0.05
     else:  # full integer: uint8 pixels in, all-int8 compute, float probabilities out
         assert runner.input["dtype"] == np.uint8
-        assert "QUANTIZE" in ops and "int8 calibrated on 16 images" in printed
+        assert "QUANTIZE" in ops and "int8_full calibrated on 16 images" in printed
+        # TFLite has no int8 NEG: Keras' LayerNorm keeps one float NEG (of the mean) per LayerNorm.
+        assert "ops computing in float32: NEG\n" in printed
         np.testing.assert_allclose(got.sum(-1), 1.0, atol=0.02)
     assert runner.run_prepared(runner.prepare(pixels[:1])[0])["class_index"].shape == (1,)
 
@@ -208,6 +212,101 @@ def test_resnext_grouped_convs_convert_to_builtins(resnext_file):
     # The model's own setting is untouched.
     impls = {layer.implementation for layer in model_before._flatten_layers() if isinstance(layer, GroupedConv2D)}
     assert impls == {"native"}
+
+
+def _calibrated(source, catsdogs_dir, quantize, tmp_path, **kwargs):
+    return kx.export(source, format="tflite", quantize=quantize, output=tmp_path / f"{quantize}.tflite",
+                     validation_dir=catsdogs_dir / "validation", num_validation=8,
+                     calibration_dir=catsdogs_dir / "train", num_calibration=8, verbose=False, **kwargs)
+
+
+@pytest.mark.slow
+def test_int8_for_convnext_keeps_only_layernorm_in_float(convnext_run, catsdogs_dir, tmp_path):
+    result = _calibrated(convnext_run, catsdogs_dir, "int8", tmp_path)
+    assert result.quantize == "int8_mixed" and any("is int8_mixed" in n for n in result.notes)
+    content = result.path.read_bytes()
+    float_ops = quantization.float_ops(content)
+    norms = quantization.float_layer_paths(_keras_model(convnext_run))
+    assert len(norms) == 9  # stem, 4 blocks, 3 downsamples, head
+    # Every float op is inside a LayerNorm, every LayerNorm is float, everything else is integer.
+    assert float_ops and all(quantization.in_layers(tensor, norms) for _, tensor in float_ops), float_ops
+    assert {"MEAN", "RSQRT", "SQUARED_DIFFERENCE"} <= set(result.float_ops)
+    assert {path.split("/")[0] for path in norms} == {
+        quantization._layer_segments(t)[0] for _, t in float_ops}
+    int_ops = {name for name, _, _, results in quantization.op_details(content)
+               if results and all(r == np.int8 for r in results)}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "GELU", "SOFTMAX"} <= int_ops
+    check = result.validation[0]
+    assert check.top1_agreement >= 7 / 8 and check.max_abs_diff < 0.1, check.line()
+
+
+@pytest.mark.slow
+def test_int8_for_resnext_is_full_integer_and_16x8_runs(resnext_file, catsdogs_dir, tmp_path):
+    full = _calibrated(resnext_file, catsdogs_dir, "int8", tmp_path)
+    assert full.quantize == "int8_full" and full.float_ops == []
+    assert quantization.float_ops(full.path.read_bytes()) == []
+    assert full.validation[0].top1_agreement >= 7 / 8, full.validation[0].line()
+    wide = _calibrated(resnext_file, catsdogs_dir, "int16x8", tmp_path)
+    assert wide.float_ops == []
+    activations = {r for name, _, _, results in quantization.op_details(wide.path.read_bytes())
+                   if name == "CONV_2D" for r in results}
+    assert activations == {np.dtype(np.int16)}
+    assert wide.validation[0].top1_agreement == 1.0 and wide.validation[0].max_abs_diff < 0.02
+
+
+@pytest.mark.slow
+def test_16x8_refused_for_layernorm_models(catsdogs_dir, tmp_path):
+    with pytest.raises(ValueError, match="int16x8 but TFLite cannot run it.*int8_mixed"):
+        kx.export(_tiny_model(), format="tflite", quantize="int16x8", output=tmp_path / "m.tflite",
+                  class_names=["a", "b"], num_validation=2, calibration_dir=catsdogs_dir / "train",
+                  num_calibration=2, verbose=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _graph_dtypes(saved_model_dir):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0].graph_def
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return {tf.dtypes.as_dtype(v.type).name for n in nodes for v in n.attr.values() if v.type}
+
+
+@pytest.mark.slow
+def test_bf16_checkpoint_exports_a_float32_graph(catsdogs_dir, tmp_path):
+    keras.utils.set_random_seed(3)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_convnext((1,), (8,), num_classes=2, input_shape=(32, 32, 3), small_input=True, name="bf16net")
+        _fit(model, *_train_images(catsdogs_dir, 32, per_class=4), steps=2)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model.save(tmp_path / "bf16.keras")
+    assert '"mixed_bfloat16"' in zipfile.ZipFile(tmp_path / "bf16.keras").read("config.json").decode()
+    loaded = keras.saving.load_model(tmp_path / "bf16.keras", compile=False)
+    assert precision.mixed_policies(loaded) == ["mixed_bfloat16"]
+
+    # The reference: the same architecture built under float32 with the checkpoint's weights.
+    reference = build_convnext((1,), (8,), num_classes=2, input_shape=(32, 32, 3), small_input=True, name="ref")
+    reference.set_weights(loaded.get_weights())
+    images = validate.folder_images(catsdogs_dir / "validation", 6)
+    pixels = validate.preprocess_all(images.encoded, 32, 0.875)
+    expected = validate.keras_probabilities(reference, pixels)
+    bf16 = validate.softmax(np.asarray(model(pixels, training=False), np.float32))
+    assert np.abs(bf16 - expected).max() < 0.05  # bf16 only approximates it
+
+    kw = dict(class_names=CLASSES, validation_dir=catsdogs_dir / "validation", num_validation=6, verbose=False)
+    served = kx.export(tmp_path / "bf16.keras", output=tmp_path / "sm", **kw)
+    assert any("mixed_bfloat16: rebuilt in float32" in n for n in served.notes)
+    assert not {"bfloat16", "float16", "half"} & _graph_dtypes(served.path)
+    out = tf.saved_model.load(str(served.path)).signatures["serving_pixels"](images=tf.constant(pixels))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+
+    lite = kx.export(tmp_path / "bf16.keras", format="tflite", output=tmp_path / "m.tflite", **kw)
+    interpreter = tflite.make_interpreter(model_path=lite.path)
+    assert {t["dtype"] for t in interpreter.get_tensor_details()} <= {np.float32, np.int32}
+    np.testing.assert_allclose(tflite.Runner(model_path=lite.path)(pixels), expected, atol=1e-5)
 
 
 def test_tflite_fp32_refused_when_it_disagrees(tmp_path, monkeypatch):

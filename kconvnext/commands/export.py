@@ -4,11 +4,13 @@ from kconvnext.commands.common import add_command
 # As kconvnext.export.validate (not imported here: building the parser must not import TF).
 DEFAULT_NUM_VALIDATION = 32
 DEFAULT_NUM_CALIBRATION = 100
+QUANTIZATIONS = ("none", "fp16", "dynamic", "int8", "int8_full", "int8_mixed", "int16x8")
 
 EXAMPLES = """examples:
   python cli.py export runs/catsdogs                                  # SavedModel, next version
   python cli.py export runs/catsdogs --validation-dir data/cats_and_dogs_filtered/validation
   python cli.py export runs/catsdogs/checkpoints/best.keras --format tflite --quantize fp16
+  # int8: int8_mixed (LayerNorm in float32) for ConvNeXt, int8_full for ResNet/ResNeXt
   python cli.py export runs/catsdogs --format tflite --quantize int8 \\
       --calibration-dir data/cats_and_dogs_filtered/train --validation-dir data/cats_and_dogs_filtered/validation
   python cli.py export model.keras --output serving/catsdogs --version 3 --overwrite
@@ -31,9 +33,11 @@ def register(subparsers):
     )
     p.add_argument("model_file", metavar="MODEL_FILE", help=".keras checkpoint or run folder")
     p.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
-    p.add_argument("--quantize", choices=["none", "fp16", "dynamic", "int8"], default="none",
-                   help="TFLite only: none = fp32, fp16 weights, dynamic = int8 weights, "
-                        "int8 = full integer (needs --calibration-dir)")
+    p.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
+                   help="TFLite only: none = fp32, fp16 weights, dynamic = int8 weights; calibrated "
+                        "(need --calibration-dir): int8_full = every op int8, int8_mixed = int8 with "
+                        "LayerNorm in float32, int16x8 = int16 activations + int8 weights, int8 = "
+                        "int8_mixed for ConvNeXt (LayerNorm), int8_full for ResNet/ResNeXt")
     p.add_argument("--output", metavar="PATH",
                    help="SavedModel: the model folder (versions go inside); TFLite: the .tflite file")
     p.add_argument("--version", type=int, help="SavedModel version number (default: next free)")

@@ -13,9 +13,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kconvnext.export import paths, preprocess, validate
+from kconvnext.export import paths, precision, preprocess, quantization, validate
 from kconvnext.export.preprocess import DEFAULT_CROP_RATIO, eval_resize_crop
-from kconvnext.export.tflite import QUANTIZATIONS
+from kconvnext.export.quantization import CALIBRATED, QUANTIZATIONS
 
 FORMATS = ("saved_model", "tflite")
 FP32_TOLERANCE = 1e-4
@@ -33,6 +33,7 @@ class ExportResult:
     ops: list = None  # TFLite built-in ops used
     notes: list = field(default_factory=list)
     seconds: float = 0.0
+    float_ops: list = None  # calibrated modes: op types still computing in float32
 
     def report(self):
         kind = "SavedModel" if self.format == "saved_model" else f"TFLite ({self.quantize})"
@@ -43,6 +44,8 @@ class ExportResult:
             lines += [f"    {a.line()}" for a in self.validation]
         if self.ops:
             lines.append(f"  TFLite ops (all built-in): {', '.join(self.ops)}")
+        if self.float_ops is not None:
+            lines.append(f"  ops computing in float32: {', '.join(self.float_ops) or 'none'}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -92,8 +95,11 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
 
     format: "saved_model" (TF Serving; `output` is the model folder, versions 1, 2, ... inside)
             or "tflite" (`output` is the .tflite file).
-    quantize (TFLite only): "none" (fp32) | "fp16" | "dynamic" (int8 weights) | "int8" (full integer,
-            calibrated on `num_calibration` images from `calibration_dir`).
+    quantize (TFLite only): "none" (fp32) | "fp16" | "dynamic" (int8 weights) | "int8_full" (full
+            integer) | "int8_mixed" (int8, LayerNorm in float) | "int16x8" | "int8" (the family's
+            default: int8_mixed with LayerNorm, else int8_full); see export/quantization.py. The
+            calibrated modes use `num_calibration` images from `calibration_dir`.
+    A model trained under a mixed-precision policy is rebuilt in float32 first (precision.py).
     Validation: `num_validation` held-out images from `validation_dir` (default: deterministic
     random images) through the export and the Keras model; fp32 exports (SavedModel, TFLite
     "none") disagreeing by more than `fp32_tolerance` in any probability are refused.
@@ -109,8 +115,8 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
         raise ValueError("--quantize applies to TFLite only; a SavedModel is exported in float32.")
     if format == "tflite" and version is not None:
         raise ValueError("--version applies to SavedModel exports only.")
-    if quantize == "int8" and not calibration_dir:
-        raise ValueError("int8 full-integer quantization needs calibration images: pass "
+    if quantize in CALIBRATED and not calibration_dir:
+        raise ValueError(f"{quantize} quantization needs calibration images: pass "
                          "--calibration-dir DIR (a folder of training images, e.g. data/train).")
     if calibration_dir:
         validate.list_images(calibration_dir)  # fail before loading anything
@@ -118,6 +124,8 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
         validate.list_images(validation_dir)
 
     model, source = _load_model(model_file)
+    model, rebuilt_note = precision.float32_model(model)
+    requested, quantize = quantize, quantization.resolve(quantize, model)
     metadata = source.metadata if source else {}
     size = _image_size(model, metadata, image_size)
     crop_ratio = float(eval_crop_ratio or metadata.get("eval_crop_ratio") or DEFAULT_CROP_RATIO)
@@ -134,10 +142,15 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
     images = validate.load_validation_images(validation_dir, num_validation, size)
     pixels = validate.preprocess_all(images.encoded, size, crop_ratio)
     reference = validate.keras_probabilities(model, pixels)
-    notes = []
+    notes = [rebuilt_note] if rebuilt_note else []
+    if requested != quantize:
+        notes.append(f"--quantize {requested} is {quantize} for {model.name} "
+                     + ("(keeps its LayerNorm layers in float32)" if quantize == "int8_mixed"
+                        else "(no LayerNorm: every op in int8)"))
     if not validation_dir:
         notes.append("validated on random images; pass --validation-dir for real held-out images")
 
+    float_ops = None
     if format == "saved_model":
         from kconvnext.export import saved_model as sm
 
@@ -159,10 +172,10 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
         from kconvnext.export import tflite
 
         calibration = None
-        if quantize == "int8":
+        if quantize in CALIBRATED:
             cal = validate.folder_images(calibration_dir, num_calibration)
             calibration = validate.preprocess_all(cal.encoded, size, crop_ratio)
-            notes.append(f"int8 calibrated on {cal.source}")
+            notes.append(f"{quantize} calibrated on {cal.source}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             content = tflite.convert(model, size, quantize, calibration)
@@ -176,8 +189,10 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
                 _refuse_if_off(checks, fp32_tolerance, target)
         result_path, size_bytes = target, target.stat().st_size
         ops = tflite.op_names(content)
+        if quantize in CALIBRATED:
+            float_ops = sorted({op for op, _ in quantization.float_ops(content)})
     result = ExportResult(format, quantize, result_path, size_bytes, names, size, checks, ops, notes,
-                          seconds=time.time() - start)
+                          seconds=time.time() - start, float_ops=float_ops)
     if verbose:
         print(result.report())
     return result

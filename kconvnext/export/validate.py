@@ -101,7 +101,8 @@ class Agreement:
     def line(self):
         acc = ""
         if self.accuracy is not None:
-            acc = f", accuracy {self.accuracy:.3f} (Keras {self.keras_accuracy:.3f})"
+            delta = 100 * (self.accuracy - self.keras_accuracy)
+            acc = f", accuracy {self.accuracy:.3f} (Keras {self.keras_accuracy:.3f}, {delta:+.1f} pt)"
         return (f"{self.name}: top-1 agreement {self.top1_agreement * 100:.1f}% "
                 f"({round(self.top1_agreement * self.num_images)}/{self.num_images}), "
                 f"max |dp| {self.max_abs_diff:.2e}{acc}")

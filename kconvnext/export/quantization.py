@@ -1,0 +1,112 @@
+"""Which TFLite quantization mode to use, which layers stay in float, and which ops compute in float.
+
+Modes (TFLite):
+  none        float32.
+  fp16        float16 weights, float32 compute.
+  dynamic     int8 weights, float activations (dynamic-range).
+  int8_full   full integer: int8 weights and activations, uint8 pixels in (calibrated).
+  int8_mixed  int8 everywhere except the LayerNormalization layers, which stay float32: the
+              TFLite quantization debugger (`layer_errors`) shows LayerNorm's MEAN (of the
+              variance), RSQRT and affine MULs losing 4-1000x the rounding error of every other
+              op on ConvNeXt, while GELU and softmax quantize as well as a convolution does.
+  int16x8     int16 activations, int8 weights (calibrated); no fast CPU kernels (see README).
+  int8        the per-family default: int8_mixed for models with LayerNorm (ConvNeXt), int8_full
+              otherwise (ResNet/ResNeXt), chosen from benchmarks/export.py's measurements.
+"""
+import re
+
+import keras
+import numpy as np
+
+QUANTIZATIONS = ("none", "fp16", "dynamic", "int8", "int8_full", "int8_mixed", "int16x8")
+CALIBRATED = ("int8", "int8_full", "int8_mixed", "int16x8")
+# Ops that only move data between float and integer tensors at the edges of quantized regions.
+BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+FLOAT_LAYER_TYPES = (keras.layers.LayerNormalization,)
+
+
+def float_layer_paths(model):
+    """Keras paths ("stages_0_blocks_0/norm") of the layers int8_mixed keeps in float."""
+    return [layer.path for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, FLOAT_LAYER_TYPES)]
+
+
+def resolve(quantize, model):
+    """`int8` -> `int8_mixed` (the model has LayerNorm) or `int8_full`; other modes unchanged."""
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
+    if quantize != "int8":
+        return quantize
+    return "int8_mixed" if float_layer_paths(model) else "int8_full"
+
+
+def _layer_segments(tensor_name):
+    """'cx_1/stages_0_blocks_0_1/norm_1/moments/mean1' -> ['stages_0_blocks_0', 'norm', 'moments', 'mean1'].
+
+    TF suffixes every name scope with `_N` when it traces the model; the first segment is the
+    model's own scope.
+    """
+    first = tensor_name.split(";")[0]
+    return [re.sub(r"_\d+$", "", part) for part in first.split("/")[1:]]
+
+
+def in_layers(tensor_name, layer_paths):
+    """Whether a TFLite tensor was computed inside one of the Keras layers at `layer_paths`."""
+    segments = _layer_segments(tensor_name)
+    for path in layer_paths:
+        parts = path.split("/")
+        if segments[:len(parts)] == parts:
+            return True
+    return False
+
+
+def op_details(model_content):
+    """[(op name, output tensor name, operand dtypes, result dtypes)] in execution order."""
+    from kconvnext.export.tflite import make_interpreter
+
+    interpreter = make_interpreter(model_content)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    return [(op["op_name"], names.get(int(op["outputs"][0]), "") if len(op["outputs"]) else "",
+             [np.dtype(t) for t in op["operand_types"]], [np.dtype(t) for t in op["result_types"]])
+            for op in interpreter._get_ops_details()]
+
+
+def float_ops(model_content):
+    """The ops that compute in float32 (not counting QUANTIZE/DEQUANTIZE at the edges): [(op, tensor)].
+
+    An op computes in float when it produces a float32 result; integer ops may still take a
+    float32 constant (none do in these models) and ARG_MAX yields int32 from int8.
+    """
+    return [(name, tensor) for name, tensor, _, results in op_details(model_content)
+            if name not in BOUNDARY_OPS and any(r == np.float32 for r in results)]
+
+
+def layer_errors(converter, calibration):
+    """Per-op-type quantization error from the TFLite quantization debugger.
+
+    converter: a TFLiteConverter set up for int8 (optimizations, representative_dataset);
+    calibration: float32 (N, S, S, 3). Returns {op name: (count, mean, max)} of each op's
+    output RMSE in units of its quantization step, worst first. Uniform rounding alone gives
+    1/sqrt(12) = 0.29; an op well above that loses information to int8.
+    """
+    import collections
+
+    import tensorflow as tf
+
+    def dataset():
+        for x in calibration:
+            yield [np.asarray(x, np.float32)[None]]
+
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+    debugger.run()
+    interpreter = debugger._quant_interpreter
+    scales = {t["index"]: t["quantization"][0] for t in interpreter.get_tensor_details()}
+    ops = {op["index"]: op["op_name"] for op in interpreter._get_ops_details()}
+    errors = collections.defaultdict(list)
+    for name, stats in debugger.layer_statistics.items():
+        tensor = int(name.rsplit(":", 1)[1])
+        scale = scales.get(tensor) or 0.0
+        if scale > 0:
+            errors[ops[debugger._defining_op[tensor]]].append(float(np.sqrt(stats["mean_squared_error"]) / scale))
+    summary = {op: (len(v), float(np.mean(v)), float(np.max(v))) for op, v in errors.items()}
+    return dict(sorted(summary.items(), key=lambda kv: -kv[1][2]))
