@@ -45,7 +45,7 @@ def test_every_command_has_help_with_examples(command, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "catdogs", "convnext_t"], r"Unknown dataset 'catdogs'. Did you mean 'catsdogs'"),
-    (["train", "catsdogs", "convnext_tiny"], r"Unknown model 'convnext_tiny'. Did you mean 'convnext_t'"),
+    (["train", "catsdogs", "convnext_tinny"], r"Unknown model 'convnext_tinny'. Did you mean 'convnext_tiny'"),
     (["compare", "cifar10", "resnet18", "resnet05"], r"Unknown model 'resnet05'"),
     (["train", "catsdogs", "convnext_t", "--set", "lernrate=1"], r"unknown key 'lernrate'"),
     (["train", "catsdogs", "convnext_t", "--set", "epochs=many"], r"key 'epochs': expected int"),
@@ -64,8 +64,10 @@ def test_train_then_eval_and_predict_read_it_back(tmp_path, catsdogs_dir, capsys
     assert main(["train", "catsdogs", "convnext_atto", "--data-dir", catsdogs_dir, "--output", run,
                  "--epochs", "4", *TINY]) == 0
     out = capsys.readouterr().out
-    assert "32 train / 32 validation images, 2 classes (cats, dogs)" in out
-    assert "[estimate]" in out and "best validation accuracy" in out
+    # 10% of the 32 training images (2 per class) are held out to select the best epoch on.
+    assert "28 train / 32 validation images + 4 held out of train to select the best epoch on, 2 classes" in out
+    assert "[estimate]" in out and "on a hold-out of 4 training images" in out
+    assert "reported  validation accuracy of that checkpoint" in out
     history = json.loads((run / "state.json").read_text())["history"]
     assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
     for name in ("checkpoints/last.keras", "checkpoints/best.keras", "run.json", "recipe.yaml",
@@ -81,6 +83,8 @@ def test_train_then_eval_and_predict_read_it_back(tmp_path, catsdogs_dir, capsys
     top1 = float(out.split("top-1 accuracy: ")[1].split()[0])
     saved = json.loads((run / "validation_report.json").read_text())["top1"]
     assert top1 == pytest.approx(saved, abs=1e-4)  # eval preprocesses exactly like training's validation
+    info = json.loads((run / "run.json").read_text())
+    assert info["validation_top1"] == saved and info["selection_count"] == 4
 
     cat, dog = catsdogs_dir / "validation/cats/cat.2000.jpg", catsdogs_dir / "validation/dogs/dog.2000.jpg"
     assert main(["predict", run / "checkpoints/best.keras", cat, dog, "--top", "2"]) == 0
@@ -123,7 +127,8 @@ def test_resume_after_sigkill_mid_epoch(tmp_path, catsdogs_dir):
     import kconvnext.training  # noqa: F401  (registers RecipeAdamW / WarmupCosine for load_model)
 
     model = keras.models.load_model(run / "checkpoints/last.keras")
-    assert int(model.optimizer.iterations) == 4 * 8  # exactly the steps of an uninterrupted run
+    steps = json.loads((run / "run.json").read_text())["steps_per_epoch"]
+    assert int(model.optimizer.iterations) == 4 * steps  # exactly the steps of an uninterrupted run
     assert not list((run / "checkpoints").glob(".*tmp*"))
 
 
@@ -148,10 +153,11 @@ def test_compare_writes_table_and_plot(tmp_path, cifar10_dir, capsys):
                  "--output", out, "--batch-size", "16", "--quiet", "--set", "limit=48",
                  "--set", "model.depths=[1,1,1,1]"]) == 0
     table = (out / "compare.md").read_text()
-    assert "| model | dataset | accuracy | params | GFLOPs | train img/s | epochs | wall min |" in table
+    assert "| model | dataset | validation accuracy | selection accuracy | params |" in table
     assert "| convnext_atto | cifar10 |" in table and "| convnext_femto | cifar10 |" in table
     rows = (out / "compare.csv").read_text().splitlines()
-    assert rows[0] == "model,dataset,accuracy,params,gflops,train_img_per_s,epochs,minutes" and len(rows) == 3
+    assert rows[0] == "model,dataset,accuracy,selection_accuracy,params,gflops,train_img_per_s,epochs,minutes"
+    assert len(rows) == 3
     assert (out / "compare.png").stat().st_size > 0
     for name in ("convnext_atto", "convnext_femto"):
         info = json.loads((out / name / "run.json").read_text())

@@ -428,3 +428,21 @@ def test_pipeline_runs_under_the_jax_backend(tmp_path):
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_selection_hold_out_is_carved_from_train_only(catsdogs_dir):
+    """Issue 12 item 9: checkpoints are chosen on training images held out, never on the reported split."""
+    from kconvnext.data.loader import select_splits
+
+    plain = select_splits("catsdogs", data_dir=str(catsdogs_dir), limit=40)
+    held = select_splits("catsdogs", data_dir=str(catsdogs_dir), limit=40, selection_fraction=0.25)
+    assert held.validation.paths == plain.validation.paths  # the reported split is untouched
+    assert sorted(held.train.paths + held.selection.paths) == sorted(plain.train.paths)
+    assert not set(held.train.paths) & set(held.selection.paths)
+    assert held.counts["selection"] == {"cats": 5, "dogs": 5}  # stratified, seeded
+    again = select_splits("catsdogs", data_dir=str(catsdogs_dir), limit=40, selection_fraction=0.25)
+    assert again.selection.paths == held.selection.paths
+    bundle = load("catsdogs", data_dir=str(catsdogs_dir), image_size=32, batch_size=4, limit=40,
+                  selection_fraction=0.25, augment=AugmentConfig.none())
+    assert bundle.selection_count == 10 and bundle.train_count == 30
+    assert sum(int(x.shape[0]) for x, _ in bundle.selection) == 10  # every held-out image, unaugmented

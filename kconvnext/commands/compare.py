@@ -14,7 +14,8 @@ def register(subparsers):
     p = add_command(
         subparsers, "compare", help="train several models with their recipes under one budget and tabulate",
         description="Train each MODEL on DATASET with its own recipe and the same epochs/batch, then "
-                    "write compare.md, compare.csv (model, dataset, accuracy, params, GFLOPs, train "
+                    "write compare.md, compare.csv (model, dataset, validation accuracy of the selected checkpoint, "
+                    "selection (hold-out) accuracy, params, GFLOPs, train "
                     "img/s) and compare.png (validation curves).",
         examples=EXAMPLES,
     )

@@ -92,6 +92,10 @@ class DataBundle:
     small_input: bool = False
     image_size: int = 224
     arrays: bool = False  # in-memory arrays (CIFAR): training crops are pad-and-crop, not resized crops
+    # Held out from the training images (load(selection_fraction=...)) to pick the best epoch on, so
+    # that the validation/test split is only reported, never selected on. None when not asked for.
+    selection: object = None
+    selection_count: int = 0
 
     @property
     def num_classes(self):

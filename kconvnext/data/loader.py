@@ -11,14 +11,15 @@ from kconvnext.data.config import AugmentConfig, DataBundle
 from kconvnext.data.scan import report_skipped, scan_files
 from kconvnext.data.sources import SOURCES
 from kconvnext.data.sources.base import ArraySplit, FileSplit
-from kconvnext.data.split import stratified_limit
+from kconvnext.data.split import holdout_split, stratified_limit
 
 DEFAULT_IMAGE_SIZE = 224
 CACHE_LIMIT_BYTES = 2 * 1024 ** 3  # decoded training images kept in memory, at most (an estimate)
 
 
 def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment=None, validation_fraction=0.1,
-         limit=None, output_dir=None, shuffle_buffer=None, cache_limit_bytes=CACHE_LIMIT_BYTES):
+         limit=None, output_dir=None, shuffle_buffer=None, cache_limit_bytes=CACHE_LIMIT_BYTES,
+         selection_fraction=0.0):
     """Train and validation tf.data.Datasets of (float32 [0, 255] images, one-hot labels) + class facts.
 
     name: "catsdogs" | "cifar10" | "folder" (folder needs data_dir). image_size defaults to the data
@@ -26,15 +27,19 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
     (stratified, seeded). Unusable image files are skipped, warned about and listed in
     DataBundle.skipped (and output_dir/skipped_files.txt). cache_limit_bytes: decoded training image
     files are kept in memory when the estimate stays under it (default 2 GiB; None: never).
+    selection_fraction: hold out this share of the training images (seeded, stratified) as
+    DataBundle.selection, preprocessed like validation, for choosing checkpoints.
     """
     from kconvnext.data.pipeline import train_dataset, validation_dataset
 
     config = AugmentConfig.resolve(augment)
     splits = select_splits(name, data_dir=data_dir, image_size=image_size, batch_size=batch_size, seed=seed,
-                           validation_fraction=validation_fraction, limit=limit, output_dir=output_dir)
+                           validation_fraction=validation_fraction, limit=limit, output_dir=output_dir,
+                           selection_fraction=selection_fraction)
     kwargs = dict(num_classes=splits.num_classes, image_size=splits.image_size, batch_size=int(batch_size),
                   config=config)
     return splits.bundle(
+        selection=validation_dataset(splits.selection, **kwargs) if splits.selection is not None else None,
         train=train_dataset(splits.train, seed=int(seed), shuffle_buffer=shuffle_buffer,
                             cache_limit_bytes=cache_limit_bytes, normalization=splits.source.normalization, **kwargs),
         validation=validation_dataset(splits.validation, **kwargs),
@@ -50,13 +55,15 @@ class Splits:
     skipped: list
     counts: dict
     image_size: int
+    selection: object = None  # held out of train for checkpoint selection, or None
 
     @property
     def num_classes(self):
         return len(self.source.class_names)
 
-    def bundle(self, train, validation):
+    def bundle(self, train, validation, selection=None):
         return DataBundle(
+            selection=selection, selection_count=len(self.selection) if self.selection is not None else 0,
             train=train, validation=validation, class_names=list(self.source.class_names),
             train_count=len(self.train), validation_count=len(self.validation), class_counts=self.counts,
             skipped=self.skipped, normalization=self.source.normalization,
@@ -66,7 +73,7 @@ class Splits:
 
 
 def select_splits(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, validation_fraction=0.1,
-                  limit=None, output_dir=None):
+                  limit=None, output_dir=None, selection_fraction=0.0):
     if name not in SOURCES:
         raise ValueError(f"Unknown data set {name!r}; use one of {sorted(SOURCES)} (folder: --data-dir DIR).")
     if int(batch_size) < 1:
@@ -79,8 +86,15 @@ def select_splits(name, *, data_dir=None, image_size=None, batch_size=32, seed=0
     if isinstance(train, FileSplit):
         train, validation, skipped = _drop_unusable(train, validation)
         report_skipped(skipped, output_dir)
+    selection = None
+    if selection_fraction:
+        # A seed of its own: the same recipe with and without a hold-out keeps its validation split.
+        keep, held = holdout_split(train.labels, selection_fraction, seed + 1, name="selection_fraction")
+        train, selection = train.subset(keep), train.subset(held)
     counts = {"train": _counts(train, source, "train"), "validation": _counts(validation, source, "validation")}
-    return Splits(source, train, validation, skipped, counts, image_size)
+    if selection is not None:
+        counts["selection"] = _counts(selection, source, "selection")
+    return Splits(source, train, validation, skipped, counts, image_size, selection)
 
 
 def _drop_unusable(train, validation):

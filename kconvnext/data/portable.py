@@ -105,12 +105,14 @@ class ImageBatches(keras.utils.PyDataset):
 
 
 def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment=None, validation_fraction=0.1,
-         limit=None, output_dir=None, workers=4):
+         limit=None, output_dir=None, workers=4, selection_fraction=0.0):
     """kconvnext.data.load without TensorFlow: the DataBundle holds two ImageBatches."""
     config = AugmentConfig.resolve(augment)
     splits = select_splits(name, data_dir=data_dir, image_size=image_size, batch_size=batch_size, seed=seed,
-                           validation_fraction=validation_fraction, limit=limit, output_dir=output_dir)
+                           validation_fraction=validation_fraction, limit=limit, output_dir=output_dir,
+                           selection_fraction=selection_fraction)
     kwargs = dict(num_classes=splits.num_classes, image_size=splits.image_size, batch_size=int(batch_size),
                   config=config, seed=int(seed), workers=workers)
-    return splits.bundle(train=ImageBatches(splits.train, train=True, **kwargs),
+    selection = ImageBatches(splits.selection, train=False, **kwargs) if splits.selection is not None else None
+    return splits.bundle(train=ImageBatches(splits.train, train=True, **kwargs), selection=selection,
                          validation=ImageBatches(splits.validation, train=False, **kwargs))

@@ -1,4 +1,4 @@
-"""Seeded, stratified index selection: hold-out validation splits and the `limit` subsets.
+"""Seeded, stratified index selection: hold-out validation / selection splits and the `limit` subsets.
 
 Stratified so that a small limit or a 10% hold-out keeps every class; seeded so a run can be
 repeated exactly; sorted input so that it does not depend on the file system's listing order.
@@ -12,10 +12,10 @@ def _per_class(labels, seed):
     return {c: rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
 
 
-def holdout_split(labels, fraction, seed):
+def holdout_split(labels, fraction, seed, name="validation_fraction"):
     """(train_idx, val_idx): round(fraction * n_c) of each class held out (at least 1, never all)."""
     if not 0 < fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1) to hold out a validation split, got {fraction!r}.")
+        raise ValueError(f"{name} must be in (0, 1) to hold out a split, got {fraction!r}.")
     train, val = [], []
     for idx in _per_class(labels, seed).values():
         n_val = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)

@@ -33,6 +33,10 @@ class TrainConfig:
     image_size: int = 224
     batch_size: int = 32
     validation_fraction: float = 0.1
+    # Share of the training images held out to choose the best epoch (raw or EMA weights) on, so the
+    # validation/test split is reported once, for the chosen checkpoint, and never selected on.
+    # 0: select on the validation split itself (the run then labels its accuracy as optimistic).
+    selection_fraction: float = 0.1
     limit: Optional[int] = None  # at most this many images per split (quick runs, tests)
     seed: int = 0
     # Schedule

@@ -20,6 +20,7 @@ import tensorflow as tf
 from kconvnext.training.callbacks import _finite
 from kconvnext.training.errors import TrainingDiverged
 from kconvnext.training.io import save_model_atomic, write_json_atomic
+from kconvnext.training.selection import selection_split
 
 
 def _is_chief(strategy):
@@ -91,7 +92,7 @@ def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, i
             progbar.update(step + 1, [("loss", loss_value)])
         ips = seen / max(time.perf_counter() - t0, 1e-9)
         logs = {"epoch": epoch + 1, "loss": loss_sum / worker_steps, "accuracy": correct_sum / max(seen, 1),
-                "val_accuracy": _validate(model, bundle.validation), "train_images_per_sec": ips}
+                "val_accuracy": _validate(model, selection_split(bundle)), "train_images_per_sec": ips}
         history.append(logs)
         if chief:
             print_fn(f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f} "

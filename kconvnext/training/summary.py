@@ -29,8 +29,10 @@ def start_summary(*, model_name, family, params, config, recipe_path, overrides,
         "=" * 78,
         f"model     {model_name} ({family}), {params:,} params, {c.image_size}x{c.image_size} px"
         + (", small-input stem" if c.small_input else "") + (f", from {c.pretrained}" if c.pretrained else ""),
-        f"data      {bundle.train_count} train / {bundle.validation_count} validation images, "
-        f"{bundle.num_classes} classes ({', '.join(bundle.class_names[:6])}"
+        f"data      {bundle.train_count} train / {bundle.validation_count} validation images"
+        + (f" + {bundle.selection_count} held out of train to select the best epoch on"
+           if getattr(bundle, "selection_count", 0) else "")
+        + f", {bundle.num_classes} classes ({', '.join(bundle.class_names[:6])}"
         f"{', ...' if bundle.num_classes > 6 else ''}); {skipped} bad file(s) skipped",
         f"recipe    {recipe_path}" + (f"  overrides: {overrides}" if overrides else ""),
         f"          epochs {c.epochs} ({steps} steps each)" + (f", resuming after epoch {initial_epoch}" if initial_epoch else "")
@@ -83,13 +85,22 @@ def collapse_warning(report):
 def end_summary(result):
     r = result
     lines = ["=" * 78, f"finished {r.epochs_completed} epoch(s) in {r.seconds / 60:.1f} min"]
-    if r.best_accuracy is not None:
-        lines.append(f"best validation accuracy {r.best_accuracy:.4f} (epoch {r.best_epoch}, "
-                     f"{'EMA' if r.best_weights == 'ema' else 'raw'} weights) -> {r.run_dir / 'checkpoints/best.keras'}")
+    best = r.run_dir / "checkpoints/best.keras"
+    if r.selected_on is None and r.report:  # the linear probe: no selection, the last epoch is the model
+        lines.append(f"validation accuracy {r.report['top1']:.4f} ({r.report['count']} images; last epoch, "
+                     f"no selection) -> {best}")
+    elif r.best_accuracy is not None:
+        weights = "EMA" if r.best_weights == "ema" else "raw"
+        lines.append(f"selected  epoch {r.best_epoch} ({weights} weights) on {r.selected_on}: "
+                     f"accuracy {r.best_accuracy:.4f} -> {best}")
+        if r.report and "hold-out" in r.selected_on:
+            lines.append(f"reported  validation accuracy of that checkpoint: {r.report['top1']:.4f} "
+                         f"({r.report['count']} images, evaluated once)")
     last = r.history[-1] if r.history else {}
     if "val_accuracy" in last:
         ema = f", EMA {last['val_ema_accuracy']:.4f}" if "val_ema_accuracy" in last else ""
-        lines.append(f"last epoch validation accuracy: raw {last['val_accuracy']:.4f}{ema}")
+        where = "hold-out" if r.selected_on and "hold-out" in r.selected_on else "validation"
+        lines.append(f"last epoch {where} accuracy: raw {last['val_accuracy']:.4f}{ema}")
     if r.train_images_per_sec:
         lines.append(f"training throughput {r.train_images_per_sec:.1f} images/s")
     warning = collapse_warning(r.report) if r.report else None

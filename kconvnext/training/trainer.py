@@ -33,6 +33,7 @@ from kconvnext.training.model_setup import build_model, compile_model, schedule_
 from kconvnext.training.optimizer import model_buffers
 from kconvnext.training.plots import plot_confusion, plot_history
 from kconvnext.training.recipes import load_recipe
+from kconvnext.training.selection import selected_on, selection_split
 from kconvnext.training.summary import end_summary, start_summary
 
 DATASETS = ("catsdogs", "cifar10", "folder")
@@ -53,6 +54,7 @@ class TrainResult:
     seconds: float = 0.0
     report: dict = None
     budget_plan: object = None  # a budget.BudgetPlan when the recipe set budget_minutes
+    selected_on: str = None  # what best_accuracy was measured on (selection.selected_on); None: no selection
 
 
 def default_run_dir(dataset, model):
@@ -86,6 +88,7 @@ def load_data(dataset, config, data_dir, run_dir, seed, print_fn=print):
     return load(
         dataset, data_dir=data_dir, image_size=config.image_size, batch_size=config.batch_size,
         seed=seed, augment=config.augment.pipeline_dict(), validation_fraction=config.validation_fraction,
+        selection_fraction=config.selection_fraction,
         limit=config.limit, output_dir=str(run_dir),
     )
 
@@ -98,7 +101,7 @@ def _epochs_in_checkpoint(net, steps, state, from_state, print_fn):
     entry is dropped (that epoch is trained again). A Ctrl-C checkpoint is mid-epoch: rounding down
     repeats that epoch.
     """
-    epochs = int(net.optimizer.iterations) // steps
+    epochs = int(keras.ops.convert_to_numpy(net.optimizer.iterations)) // steps  # (a MirroredVariable under mirrored)
     if epochs != from_state:
         print_fn(f"note: the checkpoint holds {epochs} completed epoch(s), state.json {from_state}; "
                  "continuing from the checkpoint")
@@ -131,6 +134,7 @@ def _run_info(dataset, model_name, config, bundle, recipe_path, precision, extra
         "normalization": bundle.normalization, "small_input": bool(config.small_input),
         "recipe": str(recipe_path), "precision": precision,
         "train_count": int(bundle.train_count), "validation_count": int(bundle.validation_count),
+        "selection_count": int(getattr(bundle, "selection_count", 0) or 0), "selected_on": selected_on(bundle),
         **(extra or {}),
     }
 
@@ -236,7 +240,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
             best_accuracy=state.get("best_accuracy"), best_epoch=state.get("best_epoch"),
             best_weights=state.get("best_weights"), train_images_per_sec=ips, params=params,
-            budget_plan=plan,
+            budget_plan=plan, selected_on=selected_on(bundle),
         )
         if strategy_kind != "multiworker" or _is_chief(strategy):
             result.report = _finish(result, bundle, info, verbose)
@@ -319,7 +323,8 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     swap = cb.SwapEMAWeights(swap_on_epoch=True) if config.ema else None
     logs_dir = run_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = ([cb.EMAValidation(bundle.validation)] if swap else []) + [
+    monitored = selection_split(bundle)
+    callbacks = ([cb.EMAValidation(monitored)] if swap else []) + [
         guard, throughput, checkpoint,
         keras.callbacks.CSVLogger(str(logs_dir / "training.csv"), append=bool(resume)),
     ] + _tensorboard(logs_dir, print_fn) + list(extra) + ([swap] if swap else [])
@@ -328,7 +333,7 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     if swap is not None:
         _average_buffers(net, print_fn)
     try:
-        net.fit(train_ds, validation_data=bundle.validation, epochs=config.epochs,
+        net.fit(train_ds, validation_data=monitored, epochs=config.epochs,
                 initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
         if swap is not None and swap._ema_weights_in_model:
