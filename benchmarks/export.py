@@ -81,7 +81,7 @@ def keras_model(source):
 
 def trained_rows(source, args, work):
     """Every format for one trained run folder -> rows."""
-    common = dict(validation_dir=DATA / "validation", num_validation=args.num_images, verbose=True,
+    common = dict(validation_dir=DATA / "validation", num_validation=args.num_images, verbose=False,
                   calibration_dir=DATA / "train", num_calibration=args.num_calibration)
     model = keras_model(source)
     name = model.name
@@ -107,6 +107,7 @@ def trained_rows(source, args, work):
             rows.append({**base, "variant": f"tflite {quantize}", "error": str(err).split(";")[0]})
             continue
         check = r.validation[0]
+        print(f"{name}: {check.line()}; float32 ops: {r.float_ops}", flush=True)
         rows.append({**base, "variant": f"tflite {quantize}", "size_mb": r.size_bytes / 1e6,
                      "b1_ms": tflite_latency(r.path, pixels, args.threads, args.runs, 1),
                      "b8_ms": tflite_latency(r.path, pixels, args.threads, args.runs, 8),
