@@ -1,8 +1,11 @@
 """The ConvNeXt paper's roadmap (kconvnext.models.roadmap): ends equal resnet50 / convnext_t, every
-step builds, trains on real CIFAR-10 images and reloads, the block converges to ConvNeXt's.
+step builds at 224 and 32 px, learns real CIFAR-10 images and reloads from `.keras`, the
+intermediate block with ConvNeXt's settings is ConvNeXt's block, `cli.py roadmap` writes its table.
 
-Training and round trips use reduced sizes (depths (1, 1, 1, 1); dims (16, 32, 64, 128) where a
-step has dims; steps 0-2 keep ResNet-50's widths) so the twelve steps stay cheap on a CPU.
+Per-step checks use reduced sizes (depths (1, 1, 1, 1); dims (16, 32, 64, 128) where a step has
+dims; steps 0-2 keep ResNet-50's widths, so at these depths steps 0 and 1 coincide) and two
+full-batch gradient steps on 16 images, to stay cheap on a 2-core CPU. Full sizes: the parameter
+counts of steps 0 and 11, and step 3's GFLOPs at 224 px through the command.
 """
 import json
 
