@@ -2,25 +2,12 @@
 import json
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
-import numpy as np
+from kconvnext.timing import median_seconds, random_images  # noqa: F401  (re-exported for the benchmarks)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def median_seconds(fn, warmup=2, repeats=5):
-    """Median wall time of fn() over `repeats` calls after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def matmul_peak_gflops(n=2048, repeats=10):
@@ -70,7 +57,3 @@ def write_json(name, payload):
     path.write_text(json.dumps(payload, indent=2, default=float))
     print(f"wrote {path}")
     return path
-
-
-def random_images(batch, size, seed=0):
-    return np.random.RandomState(seed).uniform(0, 255, (batch, size, size, 3)).astype("float32")

@@ -308,6 +308,13 @@ def test_bf16_checkpoint_exports_a_float32_graph(catsdogs_dir, tmp_path):
     assert {t["dtype"] for t in interpreter.get_tensor_details()} <= {np.float32, np.int32}
     np.testing.assert_allclose(tflite.Runner(model_path=lite.path)(pixels), expected, atol=1e-5)
 
+    # eval / predict load it the same way: float32, the export's numbers.
+    from kconvnext.training.evaluate import load_trained_model
+
+    evaluated, _ = load_trained_model(tmp_path / "bf16.keras")
+    assert precision.mixed_policies(evaluated) == []
+    np.testing.assert_allclose(validate.keras_probabilities(evaluated, pixels), expected, atol=1e-5)
+
 
 def test_tflite_fp32_refused_when_it_disagrees(tmp_path, monkeypatch):
     real = tflite.Runner.__call__

@@ -14,7 +14,7 @@ EXAMPLES = """examples:
   python cli.py roadmap --image-size 32 --small-input --num-classes 10   # the CIFAR-sized models
   python cli.py compare cifar10 roadmap_00_resnet50 roadmap_06_kernel_7x7 roadmap_11_convnext_t --budget-minutes 10
 
-Speed is the median of a few batches after one warm-up batch (benchmarks/common.py), on this
+Speed is the median of a few batches after one warm-up batch (kconvnext/timing.py, as in benchmarks/), on this
 machine's CPU: a rough guide to what each change costs, not a benchmark.
 """
 
@@ -40,26 +40,11 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def _timing_helpers():
-    """benchmarks/common.py of the checkout: one rule (median after warm-up) for every speed figure."""
-    import importlib.util
-    from pathlib import Path
+def inference_images_per_sec(model, image_size, batch_size, repeats):
+    from kconvnext.timing import median_seconds, random_images
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "common.py"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"CPU speed uses the checkout's timing helpers at {path}, which this installation lacks; "
-            "run from a kconvnext checkout or pass --no-speed."
-        )
-    spec = importlib.util.spec_from_file_location("kconvnext_benchmarks_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def inference_images_per_sec(model, image_size, batch_size, repeats, timing):
-    images = timing.random_images(batch_size, image_size)
-    seconds = timing.median_seconds(lambda: model.predict_on_batch(images), warmup=1, repeats=repeats)
+    images = random_images(batch_size, image_size)
+    seconds = median_seconds(lambda: model.predict_on_batch(images), warmup=1, repeats=repeats)
     return batch_size / seconds
 
 
@@ -74,7 +59,6 @@ def roadmap_table(image_size=224, num_classes=1000, small_input=False, speed=Tru
     chosen = [get_step(_index_or_name(s)) for s in steps] if steps else list(STEPS)
     if batch_size < 1 or repeats < 1:
         raise ValueError(f"--batch-size and --repeats must be >= 1, got {batch_size} and {repeats}.")
-    timing = _timing_helpers() if speed else None
     rows = []
     for step in chosen:
         log(f"building {step.name} ...")
@@ -85,7 +69,7 @@ def roadmap_table(image_size=224, num_classes=1000, small_input=False, speed=Tru
             "params": count_params(model), "gflops": round(count_macs(model) / 1e9, 3),
             "paper_gflops": step.paper_gflops, "paper_top1": step.paper_top1,
             "paper_source": step.source, "image_size": image_size,
-            "img_per_s": (round(inference_images_per_sec(model, image_size, batch_size, repeats, timing), 1)
+            "img_per_s": (round(inference_images_per_sec(model, image_size, batch_size, repeats), 1)
                           if speed else None),
         })
         del model

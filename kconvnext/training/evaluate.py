@@ -12,17 +12,20 @@ def load_trained_model(run_or_file):
     """(keras model, run info dict) from a run folder (best.keras, else last.keras) or a .keras file.
 
     Where the model and its run.json are found is export's rule (kconvnext.export.paths), so
-    eval, predict and export always read the same checkpoint. compile=False: evaluation needs
+    eval, predict and export always read the same checkpoint, computed in float32 like the export. compile=False: evaluation needs
     only the forward pass, and this does not need the optimizer classes to match the code.
     """
     import keras
 
     import kconvnext.training  # noqa: F401  (registers the custom schedule/optimizer)
     from kconvnext.export.paths import resolve_model_file
+    from kconvnext.export.precision import float32_model
 
     source = resolve_model_file(run_or_file)
     info = dict(source.metadata)
-    model = keras.models.load_model(source.keras_path, compile=False)
+    # A mixed-precision checkpoint is evaluated in float32, as export serves it (and a bf16 .keras
+    # loaded into a float32 process would otherwise mix dtypes inside its blocks).
+    model, _ = float32_model(keras.models.load_model(source.keras_path, compile=False))
     info.setdefault("image_size", int(model.input_shape[1]))
     return model, info
 
