@@ -1,7 +1,10 @@
 """One worker of the 2-process MultiWorkerMirroredStrategy test (run by test_training_distributed).
 
 argv: TF_CONFIG json, output dir. Trains a tiny ConvNeXt on in-memory data through
-kconvnext.train and saves its final weights + loss history for the test to compare across workers.
+kconvnext.train and saves its final weights + loss history for the test to compare across workers,
+and what one epoch covered: the optimizer's step count and schedule length, the images each epoch
+trained on, and which training images `steps_per_epoch` steps of the loop's distributed input
+(multiworker._distributed) give this worker.
 """
 import json
 import os
@@ -24,3 +27,20 @@ result = train("catsdogs", "convnext_atto", recipe="catsdogs_convnext_scratch", 
 np.savez(os.path.join(out, "weights.npz"), *result.model.get_weights())
 with open(os.path.join(out, "losses.json"), "w") as f:
     json.dump([h["loss"] for h in result.history], f)
+
+import tensorflow as tf  # noqa: E402
+
+from kconvnext.training.multiworker import _distributed  # noqa: E402
+
+with open(os.path.join(out, "run.json")) as f:
+    steps = json.load(f)["steps_per_epoch"]
+strategy = result.model.distribute_strategy
+ids = _distributed(strategy, tf.data.Dataset.range(64).shuffle(64, seed=0).batch(16))  # same shape as the data
+iterator = iter(ids)
+seen = [int(i) for _ in range(steps) for part in strategy.experimental_local_results(next(iterator))
+        for i in part.numpy()]
+optimizer = result.model.optimizer
+with open(os.path.join(out, "epochs.json"), "w") as f:
+    json.dump({"steps_per_epoch": steps, "iterations": int(optimizer.iterations.numpy()),
+               "total_steps": optimizer._learning_rate.total_steps,
+               "train_images": [h["train_images"] for h in result.history], "ids": seen}, f)

@@ -66,6 +66,13 @@ def test_multi_worker_two_processes_agree_and_learn(tmp_path):
         np.testing.assert_array_equal(weights[0][key], weights[1][key])
     losses = [json.loads((tmp_path / f"w{i}/losses.json").read_text()) for i in range(2)]
     assert losses[0] == losses[1] and losses[0][-1] < losses[0][0]
+    # One epoch = steps_per_epoch global batches (run.json): every training image once across the
+    # workers, and the lr schedule (sized in those steps) ends with the last epoch.
+    epochs = [json.loads((tmp_path / f"w{i}/epochs.json").read_text()) for i in range(2)]
+    steps = epochs[0]["steps_per_epoch"]
+    assert all(e["iterations"] == e["total_steps"] == 3 * steps for e in epochs)
+    assert all(e["train_images"] == [steps * 16] * 3 for e in epochs)
+    assert sorted(epochs[0]["ids"] + epochs[1]["ids"]) == list(range(64)) == list(range(steps * 16))
     # Only the chief (worker 0) writes checkpoints.
     assert (tmp_path / "w0/checkpoints/last.keras").is_file()
     assert not (tmp_path / "w1/checkpoints").exists()

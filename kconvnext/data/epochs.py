@@ -2,9 +2,12 @@
 
 The trainer sees either a tf.data.Dataset (kconvnext.data.load) or a portable.ImageBatches
 (keras.utils.PyDataset, the TensorFlow-free path). The few things it needs to do to an epoch
-(know its length, cut it short for a budget, skip epochs on resume) differ between the two, and
-this module is the one place that knows how.
+(know its length, cut it short for a budget, skip epochs on resume, and batches of the first epoch
+when a Ctrl-C checkpoint was saved mid-epoch) differ between the two, and this module is the one
+place that knows how.
 """
+import contextlib
+
 import keras
 
 
@@ -65,3 +68,42 @@ def fast_forward(dataset, epochs):
     for _ in range(int(epochs)):
         iterator = iter(dataset)
         del iterator
+
+
+@contextlib.contextmanager
+def skipping_first_batches(model, batches):
+    """Inside: the model's next `fit` reads its first `batches` batches without training on them.
+
+    A Ctrl-C checkpoint is saved mid-epoch, `batches` optimizer steps into an epoch. Resuming at the
+    start of that epoch would train those batches twice and run the lr schedule `batches` steps
+    past its end; skipping them where fit reads them keeps everything else as it is: the epoch's
+    data order (fast_forward + fit's own iterator for the epoch), the optimizer step and schedule,
+    and all of fit's callbacks (validation, checkpoints, logs at the epoch's end, whose training
+    loss/accuracy then cover the batches trained after the resume). Keras' TensorFlow train
+    function takes the epoch's iterator, so skipping = reading the batch and returning no logs.
+    Other backends: not supported (raises, the caller decides what to do).
+    """
+    batches = int(batches)
+    if batches <= 0:
+        yield
+        return
+    if keras.backend.backend() != "tensorflow":
+        raise NotImplementedError(f"resuming mid-epoch needs the TensorFlow backend, not {keras.backend.backend()}")
+    model.make_train_function()
+    train_function = model.train_function
+    per_call = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+    left = [batches]
+
+    def skip_or_train(iterator):
+        if left[0] <= 0:
+            return train_function(iterator)
+        for _ in range(min(per_call, left[0])):
+            iterator.get_next()
+        left[0] -= min(per_call, left[0])
+        return {}
+
+    model.train_function = skip_or_train
+    try:
+        yield
+    finally:
+        model.train_function = train_function

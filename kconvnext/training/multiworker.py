@@ -6,7 +6,16 @@ only the loop is ours:
 - the per-example loss is averaged over the *global* batch (tf.nn.compute_average_loss), and the
   Keras optimizer all-reduce-sums gradients across replicas, so every worker applies the same update;
 - every worker runs exactly `steps` steps per epoch over a repeated, DATA-sharded dataset, so no
-  worker waits forever in a collective for a batch another worker does not have;
+  worker waits forever in a collective for a batch another worker does not have. `steps` counts
+  *global* batches: experimental_distribute_dataset splits each global batch across the replicas of
+  all workers, so one cluster step consumes one batch of the single-worker data set, one epoch is
+  `steps` steps (not steps // workers: that covered 1/workers of the data per "epoch" while the lr
+  schedule, sized in global steps, ended workers-times too late);
+- under mixed_float16 the loss goes through optimizer.scale_loss (the LossScaleOptimizer divides
+  the gradients by its scale; unscaled they came out 2^15 times too small), and a non-finite
+  gradient on any replica makes every replica skip the step together (each replica's
+  LossScaleOptimizer checks its own gradients before the all-reduce; a mixed answer would leave
+  some workers waiting in a collective the others never enter);
 - only the chief writes checkpoints/logs (atomically, as in single-worker runs).
 """
 import csv
@@ -45,7 +54,10 @@ def make_train_step(model, strategy, label_smoothing):
             loss = tf.nn.compute_average_loss(per_example)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        grads = tape.gradient(loss, model.trainable_variables)
+            scaled = optimizer.scale_loss(loss)  # (the loss itself under float32)
+        grads = tape.gradient(scaled, model.trainable_variables)
+        if hasattr(optimizer, "inner_optimizer"):  # a LossScaleOptimizer
+            grads = _all_finite_or_none(grads)
         optimizer.apply(grads, model.trainable_variables)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
         return loss, correct, tf.cast(tf.shape(labels)[0], tf.float32)
@@ -59,6 +71,15 @@ def make_train_step(model, strategy, label_smoothing):
     return train_step
 
 
+def _all_finite_or_none(grads):
+    """The gradients unchanged when every replica's are finite, else non-finite on every replica."""
+    local = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+    failing = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(local), tf.float32))
+    everywhere = tf.equal(failing, 0.0)
+    return [None if g is None else g / tf.cast(everywhere, g.dtype) for g in grads]  # x/1 = x, x/0 = inf/nan
+
+
 def _validate(model, dataset):
     correct = count = 0
     for images, labels in dataset:
@@ -68,12 +89,11 @@ def _validate(model, dataset):
     return correct / max(count, 1)
 
 
-def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, initial_epoch, steps, print_fn=print):
-    """Run epochs [initial_epoch, config.epochs); returns (history, train images/s)."""
+def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, initial_epoch, steps, print_fn=print,
+                    skip=0):
+    """Run epochs [initial_epoch, config.epochs); returns (history, train images/s).
+    skip: batches of the first epoch already trained (a single-worker Ctrl-C checkpoint): read, not trained."""
     chief = _is_chief(strategy)
-    workers = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") else 1
-    # Each worker sees 1/workers of the batches (DATA sharding): step count per worker.
-    worker_steps = max(1, steps // workers)
     with strategy.scope():
         train_step = make_train_step(model, strategy, config.label_smoothing)
         iterator = iter(_distributed(strategy, train_ds))
@@ -81,8 +101,11 @@ def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, i
     ips = None
     for epoch in range(initial_epoch, config.epochs):
         t0, loss_sum, correct_sum, seen = time.perf_counter(), 0.0, 0.0, 0.0
-        progbar = keras.utils.Progbar(worker_steps, verbose=1 if chief else 0)
-        for step in range(worker_steps):
+        progbar = keras.utils.Progbar(steps, verbose=1 if chief else 0)
+        first = skip if epoch == initial_epoch else 0
+        for _ in range(first):
+            next(iterator)
+        for step in range(first, steps):
             loss, correct, count = train_step(iterator)
             loss_value = float(loss)
             if not math.isfinite(loss_value):
@@ -91,7 +114,8 @@ def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, i
             loss_sum, correct_sum, seen = loss_sum + loss_value, correct_sum + float(correct), seen + float(count)
             progbar.update(step + 1, [("loss", loss_value)])
         ips = seen / max(time.perf_counter() - t0, 1e-9)
-        logs = {"epoch": epoch + 1, "loss": loss_sum / worker_steps, "accuracy": correct_sum / max(seen, 1),
+        logs = {"epoch": epoch + 1, "loss": loss_sum / (steps - first), "accuracy": correct_sum / max(seen, 1),
+                "train_images": seen,
                 "val_accuracy": _validate(model, selection_split(bundle)), "train_images_per_sec": ips}
         history.append(logs)
         if chief:
@@ -102,7 +126,9 @@ def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, i
                 if state.get("best_accuracy") is None or logs["val_accuracy"] > state["best_accuracy"]:
                     save_model_atomic(model, run_dir / "checkpoints" / "best.keras")
                     state.update(best_accuracy=logs["val_accuracy"], best_epoch=epoch + 1, best_weights="raw")
-            state.update(completed_epochs=epoch + 1, history=history, train_images_per_sec=ips)
+            steps_done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # (for resume)
+            state.update(completed_epochs=epoch + 1, history=history, train_images_per_sec=ips,
+                         optimizer_steps=steps_done)
             write_json_atomic(run_dir / "state.json", state)
             _append_csv(run_dir / "logs" / "training.csv", logs)
         else:

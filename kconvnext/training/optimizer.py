@@ -57,6 +57,29 @@ class RecipeAdamW(keras.optimizers.AdamW):
     def _apply_weight_decay(self, variables):
         """No-op: update_step applies the decay, with the variable's own (layer-scaled) lr."""
 
+    # --- Clipping the all-reduced gradient -------------------------------------------------------
+
+    def _clip_gradients(self, grads):
+        """On TensorFlow, deferred to _all_reduce_sum_gradients (see there); elsewhere Keras' own."""
+        if keras.backend.backend() == "tensorflow":
+            return grads
+        return super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        """Clip (global_clipnorm / clipnorm / clipvalue) the gradient summed over all replicas.
+
+        Keras clips in `apply`, per replica, before its TensorFlow optimizer all-reduces in
+        `_backend_update_step`: under MirroredStrategy each replica's share of the batch gradient
+        (its loss is already divided by the replica count) was clipped to the norm on its own, then
+        the clipped parts were summed: neither the norm nor the direction of timm's/torch's
+        clip_grad_norm_ on the whole batch's gradient. Here the clip comes after the sum, on
+        identical values in every replica, so N replicas update as one device on the global batch.
+        (With one device the all-reduce is the identity and this is Keras' order.)
+        """
+        reduced = list(super()._all_reduce_sum_gradients(grads_and_vars))
+        clipped = super()._clip_gradients([g for g, _ in reduced])
+        return [(g, v) for g, (_, v) in zip(clipped, reduced)]
+
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         scale = self._lr_scale_list[index]

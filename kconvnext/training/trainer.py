@@ -19,7 +19,8 @@ from pathlib import Path
 import keras
 import yaml
 
-from kconvnext.data.epochs import batches_per_epoch, fast_forward, first_batches, with_known_length
+from kconvnext.data.epochs import (batches_per_epoch, fast_forward, first_batches, skipping_first_batches,
+                                   with_known_length)
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.training import callbacks as cb
@@ -94,20 +95,50 @@ def load_data(dataset, config, data_dir, run_dir, seed, print_fn=print):
 
 
 def _epochs_in_checkpoint(net, steps, state, from_state, print_fn):
-    """Completed epochs according to the checkpoint itself (optimizer steps // steps per epoch).
+    """(completed epochs, batches into the next epoch) of the checkpoint being resumed.
 
-    state.json (with the epoch's history) is written just before the checkpoint, so a kill between
-    the two leaves state.json one epoch ahead; the checkpoint is the truth and the extra history
-    entry is dropped (that epoch is trained again). A Ctrl-C checkpoint is mid-epoch: rounding down
-    repeats that epoch.
+    The optimizer's step count is the checkpoint's own clock, but not a batch count under
+    mixed_float16 (the LossScaleOptimizer skips the step of a batch with non-finite gradients), so
+    state.json records it next to the position: at each epoch end (`optimizer_steps`, _Position) and
+    at a Ctrl-C (`interrupted_at`: batches into the epoch). state.json (with the epoch's history) is
+    written just before the checkpoint, so a kill between the two leaves state.json one epoch ahead;
+    the checkpoint is the truth and the extra history entry is dropped (that epoch is trained again).
+    A run folder from before that record: optimizer steps // steps per epoch.
     """
-    epochs = int(keras.ops.convert_to_numpy(net.optimizer.iterations)) // steps  # (a MirroredVariable under mirrored)
+    iterations = int(keras.ops.convert_to_numpy(net.optimizer.iterations))  # (a MirroredVariable under mirrored)
+    at = state.get("interrupted_at") or {}
+    ends = state.get("optimizer_steps")  # at the end of epoch `from_state`
+    if state.get("interrupted") and at.get("optimizer_steps") == iterations:
+        epochs, batches = from_state, int(at["batches"])  # the Ctrl-C checkpoint state.json describes
+    elif ends is None:
+        epochs, batches = iterations // steps, iterations % steps
+    elif iterations < ends:
+        epochs, batches = from_state - 1, 0  # state.json is one epoch ahead of the checkpoint
+    else:
+        epochs, batches = from_state, min(iterations - ends, steps - 1)
     if epochs != from_state:
         print_fn(f"note: the checkpoint holds {epochs} completed epoch(s), state.json {from_state}; "
                  "continuing from the checkpoint")
         state["completed_epochs"] = epochs
         state["history"] = state.get("history", [])[:epochs]
-    return epochs
+    return epochs, batches
+
+
+class _Position(keras.callbacks.Callback):
+    """Where training is, for an exact resume: batches done in the current epoch (for a Ctrl-C
+    checkpoint) and the optimizer's step count at each epoch end, put in `state` before
+    RunCheckpoint writes it (so this callback goes before RunCheckpoint)."""
+
+    def __init__(self, state, net):
+        super().__init__()
+        self.state, self.net, self.batches = state, net, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches = batch + 1  # (batches read but skipped on a mid-epoch resume count too)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.batches = 0
+        self.state["optimizer_steps"] = int(keras.ops.convert_to_numpy(self.net.optimizer.iterations))
 
 
 def _check_resume_compatible(run_dir, config):
@@ -177,6 +208,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
     if resume:
         _check_resume_compatible(run_dir, config)
     initial_epoch = int(state.get("completed_epochs", 0))
+    mid_epoch = 0  # batches of epoch initial_epoch + 1 that a Ctrl-C checkpoint has trained on
 
     strategy, strategy_kind = select_strategy(config.strategy, config.cpu_devices)
     precision = resolve_precision(config.mixed_precision)
@@ -203,9 +235,15 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         with strategy.scope():
             if resume:
                 net = keras.models.load_model(last_ckpt)
-                # A resumed run may be given more epochs: stretch the schedule to the new end.
-                net.optimizer._learning_rate = schedule_for(config, steps)
-                initial_epoch = _epochs_in_checkpoint(net, steps, state, initial_epoch, print_fn)
+                # A resumed run may be given more epochs: stretch the schedule to the new end. (The
+                # public setter: a LossScaleOptimizer, mixed_float16, passes it to the optimizer it
+                # wraps, whose schedule is the one applied; its own _learning_rate is never read.)
+                net.optimizer.learning_rate = schedule_for(config, steps)
+                initial_epoch, mid_epoch = _epochs_in_checkpoint(net, steps, state, initial_epoch, print_fn)
+                if mid_epoch and not tensorflow_backend():
+                    print_fn(f"note: on the {keras.backend.backend()} backend a mid-epoch checkpoint resumes at the "
+                             f"start of epoch {initial_epoch + 1} ({mid_epoch} batch(es) are trained again).")
+                    mid_epoch = 0
             else:
                 net = build_model(model, config, bundle.num_classes, bundle.normalization)
                 compile_model(net, model, config, steps, bundle.num_classes)
@@ -231,10 +269,10 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             from kconvnext.training.multiworker import fit_multiworker
 
             history, ips = fit_multiworker(net, train_ds, bundle, config, strategy, run_dir, state,
-                                           initial_epoch, steps, print_fn=print_fn)
+                                           initial_epoch, steps, print_fn=print_fn, skip=mid_epoch)
         else:
             history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
-                                verbose, print_fn, callbacks or [])
+                                verbose, print_fn, callbacks or [], mid_epoch)
         result = TrainResult(
             run_dir=run_dir, model=net, config=config, history=history,
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
@@ -315,17 +353,20 @@ def _average_buffers(net, print_fn):
                  "EMA validation and an EMA best.keras use the raw model's BatchNorm statistics.")
 
 
-def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume, verbose, print_fn, extra):
-    """keras fit with our callbacks; NaN -> TrainingDiverged; Ctrl-C -> checkpoint, then re-raise."""
+def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume, verbose, print_fn, extra,
+         mid_epoch=0):
+    """keras fit with our callbacks; NaN -> TrainingDiverged; Ctrl-C -> checkpoint, then re-raise.
+    mid_epoch: batches of the first epoch already trained (a Ctrl-C checkpoint), read but not trained."""
     guard = cb.NaNGuard()
     throughput = cb.Throughput(config.batch_size, steps, config.epochs - initial_epoch, print_fn=print_fn)
     checkpoint = cb.RunCheckpoint(run_dir, state, guard)
+    position = _Position(state, net)
     swap = cb.SwapEMAWeights(swap_on_epoch=True) if config.ema else None
     logs_dir = run_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
     monitored = selection_split(bundle)
     callbacks = ([cb.EMAValidation(monitored)] if swap else []) + [
-        guard, throughput, checkpoint,
+        guard, throughput, position, checkpoint,
         keras.callbacks.CSVLogger(str(logs_dir / "training.csv"), append=bool(resume)),
     ] + _tensorboard(logs_dir, print_fn) + list(extra) + ([swap] if swap else [])
     warnings.filterwarnings("ignore", message="Your input ran out of data")  # unknown-length datasets
@@ -333,17 +374,24 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     if swap is not None:
         _average_buffers(net, print_fn)
     try:
-        net.fit(train_ds, validation_data=monitored, epochs=config.epochs,
-                initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+        if mid_epoch:
+            print_fn(f"resuming epoch {initial_epoch + 1} after its first {mid_epoch} batch(es) "
+                     f"(the checkpoint was saved mid-epoch)")
+        with skipping_first_batches(net, mid_epoch):
+            net.fit(train_ds, validation_data=monitored, epochs=config.epochs,
+                    initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
         if swap is not None and swap._ema_weights_in_model:
             cb._swap_ema(net)
         if cb._finite(net):
             save_model_atomic(net, checkpoint.last_path)
             state["interrupted"] = True
+            state["interrupted_at"] = {"batches": position.batches, "optimizer_steps": int(
+                keras.ops.convert_to_numpy(net.optimizer.iterations))}
             write_json_atomic(run_dir / "state.json", state)
-            print_fn(f"\ninterrupted: saved {checkpoint.last_path} (mid-epoch weights; resume repeats "
-                     f"epoch {state.get('completed_epochs', 0) + 1}). Resume with the same command + --resume.")
+            print_fn(f"\ninterrupted: saved {checkpoint.last_path} (mid-epoch: {position.batches} of {steps} "
+                     f"batches of epoch {state.get('completed_epochs', 0) + 1}; resume continues after them). "
+                     f"Resume with the same command + --resume.")
         raise
     if guard.tripped:
         epoch, step, loss = guard.tripped
@@ -355,6 +403,7 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
             f"(--set global_clipnorm=1.0), or turn off mixed precision."
         )
     state.pop("interrupted", None)
+    state.pop("interrupted_at", None)
     state["train_images_per_sec"] = throughput.images_per_sec
     write_json_atomic(run_dir / "state.json", state)
     return state.get("history", []), throughput.images_per_sec
