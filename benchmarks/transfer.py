@@ -65,7 +65,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scratch", default="/tmp/kconvnext-transfer-bench")
     args = parser.parse_args(argv)
-    rows = [measure(name, args.data_dir, args.limit, args.repeats, Path(args.scratch)) for name in args.models]
+    rows = []
+    for name in args.models:
+        rows.append(measure(name, args.data_dir, args.limit, args.repeats, Path(args.scratch)))
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
     print_table(rows, [
         ("model", "model", "{}"), ("images", "images", "{}"), ("inference_ips", "inference img/s", "{:.1f}"),
         ("extract_ips", "probe features img/s", "{:.1f}"), ("extract_vs_inference", "features/inference", "{:.2f}"),
