@@ -60,13 +60,20 @@ def build_resnet(block, depths, *, groups=1, base_width=64, num_classes=1000,
                     filters, groups=groups, base_width=base_width,
                     grouped_conv_implementation=grouped_conv_implementation, **common,
                 )(x)
-    x = classifier_head(
+    x = resnet_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                    head_dropout=head_dropout, classifier_activation=classifier_activation)
+    return keras.Model(inputs, x, name=name)
+
+
+def resnet_head(x, *, num_classes, include_top, pooling, head_dropout, classifier_activation):
+    """ResNet's classifier: average pool (the feature map when include_top=False and no pooling is
+    asked for) -> Dense initialised as torch's nn.Linear default, U(+-1/sqrt(fan_in))."""
+    return classifier_head(
         x, num_classes=num_classes, include_top=include_top,
         pooling=pooling or ("avg" if include_top else None), dropout=head_dropout,
         classifier_activation=classifier_activation, name_prefix="head",
         kernel_initializer=keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform"),
     )
-    return keras.Model(inputs, x, name=name)
 
 
 for _name, (_family, _block, _depths, _groups, _width) in VARIANTS.items():

@@ -53,10 +53,10 @@ import keras
 
 from kconvnext.layers.resnet import BottleneckBlock, kaiming_fan_out
 from kconvnext.layers.roadmap import RoadmapBlock, norm_layer
-from kconvnext.models.common import classifier_head, drop_path_rates, model_input
+from kconvnext.models.common import drop_path_rates, model_input
 from kconvnext.models.convnext import build_convnext
 from kconvnext.models.registry import register
-from kconvnext.models.resnet import STAGE_FILTERS, build_resnet
+from kconvnext.models.resnet import STAGE_FILTERS, build_resnet, resnet_head
 
 # Where the paper's figures come from. REPORT: /work/shared/reference/000_a8aabb8f0f8eb197.txt
 # (the report this project grew from), by line. PAPER: Liu et al. 2022, Fig. 2 and Sec. 2.
@@ -225,12 +225,8 @@ def _build_in_block_downsampling(design, *, num_classes, input_shape, include_to
     for i, rates in enumerate(drop_path_rates(depths, drop_path_rate)):
         for j in range(depths[i]):
             x = block(i, 2 if (i > 0 and j == 0) else 1, rates[j], f"layer{i + 1}_{j}")(x)
-    x = classifier_head(
-        x, num_classes=num_classes, include_top=include_top,
-        pooling=pooling or ("avg" if include_top else None), dropout=head_dropout,
-        classifier_activation=classifier_activation, name_prefix="head",
-        kernel_initializer=keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform"),
-    )
+    x = resnet_head(x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+                    head_dropout=head_dropout, classifier_activation=classifier_activation)
     return keras.Model(inputs, x, name=name)
 
 
