@@ -262,3 +262,14 @@ def test_predict_cli_with_a_preset_prints_top5_imagenet_names(tmp_path, monkeypa
     want = kconvnext.decode_predictions(probs, top=5)
     assert [f.rsplit(" ", 1)[0] for f in fields[1:]] == [name for _, name, _ in want]
     np.testing.assert_allclose([float(f.rsplit(" ", 1)[1]) for f in fields[1:]], [p for _, _, p in want], atol=1e-4)
+
+
+def test_converted_cache_is_shared_by_equivalent_builds():
+    """A recipe spelling out builder defaults (as the trainer does) reuses create_model's cache; a
+    different architecture gets its own."""
+    preset = get_preset("convnext_t", "imagenet")
+    plain = converted_cache_path(preset)
+    assert converted_cache_path(preset, {"num_classes": 2, "input_shape": (96, 96, 3), "small_input": False,
+                                         "layer_scale_init": 1e-6, "drop_path_rate": 0.1}) == plain
+    assert converted_cache_path(preset, {"small_input": True}) != plain
+    assert converted_cache_path(preset, {"depths": [1, 1, 1, 1]}) != plain

@@ -106,10 +106,12 @@ def end_summary(result):
     warning = collapse_warning(r.report) if r.report else None
     if warning:
         lines.append(warning)
+    probe = r.selected_on is None and r.report is not None
     lines += [
         f"wrote     {r.run_dir}/",
         "          run.json, recipe.yaml, state.json, checkpoints/{last,best}.keras,",
-        "          logs/training.csv, logs/tensorboard/, plots/{curves,confusion_matrix}.png, skipped_files.txt",
+        "          logs/training.csv, " + ("features/ (cached backbone features)" if probe else "logs/tensorboard/")
+        + ", plots/{curves,confusion_matrix}.png, skipped_files.txt",
         "=" * 78,
     ]
     return "\n".join(lines)

@@ -28,11 +28,29 @@ _HEAD_AND_RUNTIME_OPTIONS = {
 }
 
 
+def _defaults(model_name):
+    import inspect
+
+    from kconvnext.models import get_spec
+
+    spec = get_spec(model_name)
+    params = inspect.signature(spec.builder).parameters
+    return {**{k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}, **spec.arch}
+
+
 def reference_kwargs(build_kwargs, preset):
-    """The builder kwargs of the model the checkpoint is loaded into before caching."""
-    kept = {k: v for k, v in (build_kwargs or {}).items() if k not in _HEAD_AND_RUNTIME_OPTIONS}
+    """The builder kwargs of the model the checkpoint is loaded into before caching: the caller's
+    architecture options, minus head/runtime options and values equal to the builder's defaults (so
+    `create_model(name, weights=...)` and a recipe that spells out the defaults share one cache)."""
+    defaults = _defaults(preset.model)
+    kept = {k: v for k, v in (build_kwargs or {}).items()
+            if k not in _HEAD_AND_RUNTIME_OPTIONS and not (k in defaults and _same(defaults[k], v))}
     return {**kept, "num_classes": preset.num_classes, "include_top": True, "pooling": "avg",
             "normalization": None}
+
+
+def _same(a, b):
+    return (list(a) if isinstance(a, (list, tuple)) else a) == (list(b) if isinstance(b, (list, tuple)) else b)
 
 
 def converted_cache_path(preset, build_kwargs=None):
