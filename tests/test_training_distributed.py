@@ -29,8 +29,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, catsdogs_dir):
     # Logical devices must be set before TensorFlow starts, hence a fresh process.
     result = subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), "train", "catsdogs", "convnext_atto", "--data-dir", str(catsdogs_dir),
+         "--recipe", "catsdogs_convnext_scratch",
          "--output", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "16", "--quiet",
-         "--set", "strategy=mirrored", "--set", "cpu_devices=2", "--set", "limit=16", "--set", "image_size=32",
+         "--set", "strategy=mirrored", "--set", "cpu_devices=2", "--set", "limit=32", "--set", "image_size=32",
          "--set", "model.depths=[1,1,1,1]", "--set", "augment.randaugment=false", "--set", "ema=true"],
         env=_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
