@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kconvnext.export as kx  # noqa: E402
-from kconvnext.export import paths, quantization, tflite, validate  # noqa: E402
+from kconvnext.export import quantization, tflite, validate  # noqa: E402
+from kconvnext.run_folder import resolve_model_file  # noqa: E402
 from kconvnext.models import create_model  # noqa: E402
 from common import median_seconds  # noqa: E402
 from train_export_models import run_folder  # noqa: E402
@@ -76,7 +77,7 @@ def tflite_latency(path, pixels, threads, runs, batch, xnnpack=True, budget_s=20
 
 
 def keras_model(source):
-    return keras.saving.load_model(paths.resolve_model_file(source).keras_path, compile=False)
+    return keras.saving.load_model(resolve_model_file(source).keras_path, compile=False)
 
 
 def trained_rows(source, args, work):

@@ -19,6 +19,7 @@ import kconvnext.export as kx
 from kconvnext.commands import main
 from kconvnext.data import augment as data_augment
 from kconvnext.data import pipeline as data_pipeline
+from kconvnext import run_folder
 from kconvnext.export import paths, precision, preprocess, quantization, tflite, validate
 from kconvnext.export import saved_model as sm
 from kconvnext.layers.grouped_conv import GroupedConv2D
@@ -345,7 +346,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
     assert main(["export", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not a .keras file"):
-        paths.resolve_model_file(Path(__file__))
+        run_folder.resolve_model_file(Path(__file__))
     with pytest.raises(ValueError, match="TFLite only"):
         kx.export(tmp_path, format="saved_model", quantize="fp16")
     with pytest.raises(ValueError, match="--calibration-dir"):
@@ -364,7 +365,7 @@ def test_overwrite_and_metadata_errors(tmp_path):
     with pytest.raises(ValueError, match="3 class names were given but m has 2 outputs"):
         kx.export(model, format="tflite", output=tmp_path / "n.tflite", class_names="a,b,c")
     with pytest.warns(UserWarning, match="class_0..class_1"):
-        assert paths.resolve_class_names(None, {}, 2) == ["class_0", "class_1"]
+        assert run_folder.resolve_class_names(None, {}, 2) == ["class_0", "class_1"]
     (tmp_path / "1").mkdir()
     assert paths.saved_model_target(tmp_path).name == "2"
     assert paths.saved_model_target(tmp_path, overwrite=True).name == "1"

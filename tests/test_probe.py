@@ -71,7 +71,7 @@ def test_probe_runs_backbone_once_per_image_and_saves_features_to_head(
     want = cache["val_x"][:8] @ head_kernel + keras.ops.convert_to_numpy(saved.get_layer("head_fc").bias)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(saved(images, training=False)), want, atol=1e-4)
 
-    facts = kconvnext.training.io.read_json(run / "run.json")
+    facts = kconvnext.run_folder.RunFolder(run).info()
     assert facts["linear_probe"] is True and facts["backbone_images"] == 48
     assert facts["validation_top1"] == pytest.approx(result.report["top1"])
     assert (run / "plots" / "confusion_matrix.png").is_file() and (run / "logs" / "training.csv").is_file()

@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kconvnext import files, run_folder
 from kconvnext.export import paths, precision, preprocess, quantization, validate
 from kconvnext.export.preprocess import DEFAULT_CROP_RATIO, eval_resize_crop
 from kconvnext.export.quantization import CALIBRATED, QUANTIZATIONS
@@ -57,7 +58,7 @@ def _load_model(model_file):
 
     if isinstance(model_file, keras.Model):
         return model_file, None
-    source = paths.resolve_model_file(model_file)
+    source = run_folder.resolve_model_file(model_file)
     try:
         model = keras.saving.load_model(source.keras_path, compile=False)
     except Exception as err:
@@ -131,7 +132,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
     crop_ratio = float(eval_crop_ratio or metadata.get("eval_crop_ratio") or DEFAULT_CROP_RATIO)
     preprocess.check_crop_ratio(crop_ratio)
     num_classes = int(model.output_shape[-1])
-    names = paths.resolve_class_names(class_names, metadata, num_classes, where=model.name)
+    names = run_folder.resolve_class_names(class_names, metadata, num_classes, where=model.name)
 
     output = Path(output) if output else default_output(model, source, format, quantize)
     # Refuse to overwrite before doing any work.
@@ -154,7 +155,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
     if format == "saved_model":
         from kconvnext.export import saved_model as sm
 
-        with paths.staged_dir(target) as tmp:
+        with files.staged_dir(target) as tmp:
             sm.write_saved_model(model, tmp, class_names=names, image_size=size, crop_ratio=crop_ratio,
                                  metadata={"model": model.name})
             by_bytes, by_pixels = sm.run_signatures(tmp, images.encoded, pixels)
@@ -166,7 +167,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
                         [n.decode() for n in out["class_name"]] != [names[i] for i in out["class_index"]]:
                     raise ValueError(f"SavedModel {sig}: class_index/class_name do not match probabilities.")
             _refuse_if_off(checks, fp32_tolerance, target)
-        result_path, size_bytes = target, paths.dir_size(target)
+        result_path, size_bytes = target, files.dir_size(target)
         ops = None
     else:
         from kconvnext.export import tflite
@@ -179,7 +180,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             content = tflite.convert(model, size, quantize, calibration)
-        with paths.staged_file(target) as tmp:
+        with files.staged_file(target) as tmp:
             tmp.write_bytes(content)
             probs = tflite.Runner(model_path=tmp)(pixels)
             agreement = validate.compare(f"tflite {quantize if quantize != 'none' else 'fp32'}",

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from kconvnext.export import quantization
-from kconvnext.export.quantization import CALIBRATED, QUANTIZATIONS
+from kconvnext.export.quantization import CALIBRATED
 from kconvnext.export.saved_model import write_archive
 from kconvnext.layers.grouped_conv import GroupedConv2D
 

@@ -13,7 +13,8 @@ import time
 import keras
 import numpy as np
 
-from kconvnext.training.io import save_model_atomic, write_json_atomic
+from kconvnext.files import save_model_atomic
+from kconvnext.run_folder import RunFolder
 
 
 def _buffer_optimizer(model):
@@ -149,11 +150,11 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     @property
     def last_path(self):
-        return self.run_dir / "checkpoints" / "last.keras"
+        return RunFolder(self.run_dir).last_checkpoint
 
     @property
     def best_path(self):
-        return self.run_dir / "checkpoints" / "best.keras"
+        return RunFolder(self.run_dir).best_checkpoint
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -166,7 +167,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         # so no epoch's history is ever lost.
         self.state.update(completed_epochs=epoch + 1,
                           history=self.state.get("history", []) + [_plain(logs)])
-        write_json_atomic(self.run_dir / "state.json", self.state)
+        RunFolder(self.run_dir).write_state(self.state)
         save_model_atomic(self.model, self.last_path)
         candidates = [(v, w) for v, w in ((raw, "raw"), (ema, "ema")) if v is not None]
         if candidates:
@@ -180,7 +181,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                     if which == "ema":
                         _swap_ema(self.model)
                 self.state.update(best_accuracy=float(value), best_epoch=epoch + 1, best_weights=which)
-                write_json_atomic(self.run_dir / "state.json", self.state)
+                RunFolder(self.run_dir).write_state(self.state)
 
 
 def _finite(model):

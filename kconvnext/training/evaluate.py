@@ -11,15 +11,15 @@ import numpy as np
 def load_trained_model(run_or_file):
     """(keras model, run info dict) from a run folder (best.keras, else last.keras) or a .keras file.
 
-    Where the model and its run.json are found is export's rule (kconvnext.export.paths), so
+    Where the model and its run.json are found is the run folder's rule (kconvnext.run_folder), so
     eval, predict and export always read the same checkpoint, computed in float32 like the export. compile=False: evaluation needs
     only the forward pass, and this does not need the optimizer classes to match the code.
     """
     import keras
 
     import kconvnext.training  # noqa: F401  (registers the custom schedule/optimizer)
-    from kconvnext.export.paths import resolve_model_file
     from kconvnext.export.precision import float32_model
+    from kconvnext.run_folder import resolve_model_file
 
     source = resolve_model_file(run_or_file)
     info = dict(source.metadata)

@@ -26,9 +26,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kconvnext.files import save_model_atomic
+from kconvnext.run_folder import RunFolder
 from kconvnext.training.callbacks import _finite
 from kconvnext.training.errors import TrainingDiverged
-from kconvnext.training.io import save_model_atomic, write_json_atomic
 from kconvnext.training.selection import selection_split
 
 
@@ -122,15 +123,15 @@ def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, i
             print_fn(f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f} "
                      f"accuracy {logs['accuracy']:.4f} val_accuracy {logs['val_accuracy']:.4f}")
             if _finite(model):
-                save_model_atomic(model, run_dir / "checkpoints" / "last.keras")
+                save_model_atomic(model, RunFolder(run_dir).last_checkpoint)
                 if state.get("best_accuracy") is None or logs["val_accuracy"] > state["best_accuracy"]:
-                    save_model_atomic(model, run_dir / "checkpoints" / "best.keras")
+                    save_model_atomic(model, RunFolder(run_dir).best_checkpoint)
                     state.update(best_accuracy=logs["val_accuracy"], best_epoch=epoch + 1, best_weights="raw")
             steps_done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # (for resume)
             state.update(completed_epochs=epoch + 1, history=history, train_images_per_sec=ips,
                          optimizer_steps=steps_done)
-            write_json_atomic(run_dir / "state.json", state)
-            _append_csv(run_dir / "logs" / "training.csv", logs)
+            RunFolder(run_dir).write_state(state)
+            _append_csv(RunFolder(run_dir).logs / "training.csv", logs)
         else:
             state.update(completed_epochs=epoch + 1, history=history)
     return history, ips

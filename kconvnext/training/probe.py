@@ -14,12 +14,12 @@ epoch is the reported (and saved) one.
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 
-from kconvnext.training.io import read_json, save_model_atomic, write_json_atomic
+from kconvnext.files import save_model_atomic
+from kconvnext.run_folder import RunFolder
 from kconvnext.training.model_setup import build_model
 from kconvnext.training.schedules import WarmupCosine
 
@@ -77,7 +77,7 @@ def compute_features(net, splits, config, run_dir, print_fn=print, verbose=1):
     """{"train": (x, y), "validation": (x, y), "seconds": s, "images": n, "cached": bool}."""
     from kconvnext.data.pipeline import train_dataset, validation_dataset
 
-    cache = Path(run_dir) / "features" / f"{_fingerprint(net.name, config, splits)}.npz"
+    cache = RunFolder(run_dir).features / f"{_fingerprint(net.name, config, splits)}.npz"
     if cache.is_file():
         data = np.load(cache)
         print_fn(f"features  reusing {cache} (same backbone, weights, images and views)")
@@ -159,21 +159,21 @@ def run_probe(model_name, config, splits, run_dir, *, print_fn=print, verbose=1)
     num_classes = len(splits.source.class_names)
     net = build_model(model_name, config, num_classes, splits.source.normalization)
     features = compute_features(net, splits, config, run_dir, print_fn=print_fn, verbose=verbose)
-    head, history = train_head(net, features, config, num_classes, Path(run_dir) / "logs", verbose=verbose)
+    head, history = train_head(net, features, config, num_classes, RunFolder(run_dir).logs, verbose=verbose)
     net.get_layer("head_fc").set_weights(head.get_layer("head_fc").get_weights())
     val_x, val_y = features["validation"]
     logits = keras.ops.convert_to_numpy(head(val_x, training=False))
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
     report = accuracy_report(probs, val_y, list(splits.source.class_names))
-    checkpoints = Path(run_dir) / "checkpoints"
-    save_model_atomic(net, checkpoints / "last.keras")
-    save_model_atomic(net, checkpoints / "best.keras")  # = last: no selection on validation
-    state = {**read_json(Path(run_dir) / "state.json", {}), "completed_epochs": len(history),
+    run = RunFolder(run_dir)
+    save_model_atomic(net, run.last_checkpoint)
+    save_model_atomic(net, run.best_checkpoint)  # = last: no selection on validation
+    state = {**run.state(), "completed_epochs": len(history),
              "history": history, "best_accuracy": report["top1"], "best_epoch": len(history),
              "best_weights": "raw", "linear_probe": True}
     facts = {"feature_seconds": features["seconds"], "backbone_images": features["images"],
              "features_cached": features["cached"],
              "feature_images_per_sec": (features["images"] / features["seconds"]) if features["seconds"] else None}
     state.update(facts)
-    write_json_atomic(Path(run_dir) / "state.json", state)
+    run.write_state(state)
     return net, history, report, state

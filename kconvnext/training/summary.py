@@ -1,4 +1,5 @@
 """The one-screen summaries printed at the start and the end of a run."""
+from kconvnext.run_folder import RunFolder
 
 
 def _aug_line(a, arrays=False):
@@ -85,7 +86,7 @@ def collapse_warning(report):
 def end_summary(result):
     r = result
     lines = ["=" * 78, f"finished {r.epochs_completed} epoch(s) in {r.seconds / 60:.1f} min"]
-    best = r.run_dir / "checkpoints/best.keras"
+    best = RunFolder(r.run_dir).best_checkpoint
     if r.selected_on is None and r.report:  # the linear probe: no selection, the last epoch is the model
         lines.append(f"validation accuracy {r.report['top1']:.4f} ({r.report['count']} images; last epoch, "
                      f"no selection) -> {best}")

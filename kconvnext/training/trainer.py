@@ -19,17 +19,32 @@ from pathlib import Path
 import keras
 import yaml
 
-from kconvnext.data.epochs import (batches_per_epoch, fast_forward, first_batches, skipping_first_batches,
-                                   with_known_length)
+from kconvnext.data.epochs import (
+    batches_per_epoch,
+    fast_forward,
+    first_batches,
+    skipping_first_batches,
+    with_known_length,
+)
+from kconvnext.files import save_model_atomic, write_json_atomic, write_text_atomic
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
+from kconvnext.run_folder import RunFolder
 from kconvnext.training import callbacks as cb
-from kconvnext.training.budget import apply_plan, measure_train_speed, plan_budget, plan_from_state
+from kconvnext.training.budget import (
+    apply_plan,
+    measure_train_speed,
+    plan_budget,
+    plan_from_state,
+)
 from kconvnext.training.config import merge, parse_set
-from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
+from kconvnext.training.distribute import (
+    resolve_precision,
+    select_strategy,
+    tensorflow_backend,
+)
 from kconvnext.training.errors import TrainingDiverged
 from kconvnext.training.evaluate import accuracy_report, predict_dataset
-from kconvnext.training.io import read_json, save_model_atomic, write_json_atomic, write_text_atomic
 from kconvnext.training.model_setup import build_model, compile_model, schedule_for
 from kconvnext.training.optimizer import model_buffers
 from kconvnext.training.plots import plot_confusion, plot_history
@@ -142,7 +157,7 @@ class _Position(keras.callbacks.Callback):
 
 
 def _check_resume_compatible(run_dir, config):
-    saved_path = run_dir / "recipe.yaml"
+    saved_path = RunFolder(run_dir).recipe_yaml
     if not saved_path.is_file():
         return
     saved = yaml.safe_load(saved_path.read_text()) or {}
@@ -194,14 +209,14 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
     if config.linear_probe:
         return _train_probe(dataset, model, spec, config, recipe_path, user_overrides, run_dir, data_dir,
                             data, verbose, print_fn, started)
-    last_ckpt = run_dir / "checkpoints" / "last.keras"
+    last_ckpt = RunFolder(run_dir).last_checkpoint
     if resume is None:
         resume = last_ckpt.is_file()
         if resume:
             print_fn(f"found {last_ckpt}: resuming (pass a new --output to start a fresh run)")
     elif resume and not last_ckpt.is_file():
         raise FileNotFoundError(f"--resume: {last_ckpt} does not exist; train without --resume first.")
-    state = read_json(run_dir / "state.json", {}) if resume else {}
+    state = RunFolder(run_dir).state() if resume else {}
     plan = plan_from_state(state) if config.budget_minutes else None
     if plan is not None:
         config = apply_plan(config, plan)  # the budget was measured once, when the run started
@@ -253,7 +268,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         info = _run_info(dataset, model, config, bundle, recipe_path, precision,
                          {"params": params, "strategy": strategy_kind, "epochs": config.epochs,
                           "steps_per_epoch": steps, "budget_plan": state.get("budget_plan")})
-        write_json_atomic(run_dir / "run.json", {**read_json(run_dir / "run.json", {}), **info})
+        RunFolder(run_dir).update_info(info)
         if verbose:
             print_fn(start_summary(
                 model_name=model, family=spec.family, params=params, config=config,
@@ -311,10 +326,10 @@ def _is_chief(strategy):
 
 def _write_run_files(run_dir, config, recipe_path, overrides, bundle):
     header = f"# resolved recipe: {recipe_path}" + (f"\n# overrides: {overrides}" if overrides else "")
-    write_text_atomic(run_dir / "recipe.yaml",
+    write_text_atomic(RunFolder(run_dir).recipe_yaml,
                       header + "\n" + yaml.safe_dump(config.to_dict(), sort_keys=False))
     skipped = getattr(bundle, "skipped", None) or []
-    write_text_atomic(run_dir / "skipped_files.txt",
+    write_text_atomic(RunFolder(run_dir).skipped_files,
                       "".join(f"{path}\t{reason}\n" for path, reason in skipped))
 
 
@@ -362,7 +377,7 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     checkpoint = cb.RunCheckpoint(run_dir, state, guard)
     position = _Position(state, net)
     swap = cb.SwapEMAWeights(swap_on_epoch=True) if config.ema else None
-    logs_dir = run_dir / "logs"
+    logs_dir = RunFolder(run_dir).logs
     logs_dir.mkdir(parents=True, exist_ok=True)
     monitored = selection_split(bundle)
     callbacks = ([cb.EMAValidation(monitored)] if swap else []) + [
@@ -388,7 +403,7 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
             state["interrupted"] = True
             state["interrupted_at"] = {"batches": position.batches, "optimizer_steps": int(
                 keras.ops.convert_to_numpy(net.optimizer.iterations))}
-            write_json_atomic(run_dir / "state.json", state)
+            RunFolder(run_dir).write_state(state)
             print_fn(f"\ninterrupted: saved {checkpoint.last_path} (mid-epoch: {position.batches} of {steps} "
                      f"batches of epoch {state.get('completed_epochs', 0) + 1}; resume continues after them). "
                      f"Resume with the same command + --resume.")
@@ -405,13 +420,13 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     state.pop("interrupted", None)
     state.pop("interrupted_at", None)
     state["train_images_per_sec"] = throughput.images_per_sec
-    write_json_atomic(run_dir / "state.json", state)
+    RunFolder(run_dir).write_state(state)
     return state.get("history", []), throughput.images_per_sec
 
 
 def _finish(result, bundle, info, verbose):
     """Plots and the validation report of the best checkpoint; final run.json."""
-    best = result.run_dir / "checkpoints" / "best.keras"
+    best = RunFolder(result.run_dir).best_checkpoint
     model = keras.models.load_model(best, compile=False) if best.is_file() else result.model
     probs, labels = predict_dataset(model, bundle.validation, verbose=0)
     return _write_reports(result, accuracy_report(probs, labels, bundle.class_names), info)
@@ -420,14 +435,14 @@ def _finish(result, bundle, info, verbose):
 def _write_reports(result, report, info, extra=None):
     """curves.png, confusion_matrix.png, validation_report.json and the final run.json."""
     run_dir = result.run_dir
-    plots = run_dir / "plots"
+    plots = RunFolder(run_dir).plots
     plots.mkdir(exist_ok=True)
     if result.history:
         plot_history(result.history, plots / "curves.png", title=f"{info['model']} on {info['dataset']}")
     plot_confusion(report["confusion_matrix"], report["class_names"], plots / "confusion_matrix.png")
-    write_json_atomic(run_dir / "validation_report.json", report)
-    write_json_atomic(run_dir / "run.json", {
-        **read_json(run_dir / "run.json", {}), **info,
+    write_json_atomic(RunFolder(run_dir).validation_report, report)
+    RunFolder(run_dir).update_info({
+        **info,
         "epochs_completed": result.epochs_completed, "best_accuracy": result.best_accuracy,
         "best_epoch": result.best_epoch, "best_weights": result.best_weights,
         "validation_top1": report["top1"], "train_images_per_sec": result.train_images_per_sec,
@@ -481,7 +496,7 @@ def _train_probe(dataset, model, spec, config, recipe_path, overrides, run_dir, 
     _write_run_files(run_dir, config, recipe_path, overrides, bundle)
     info = _run_info(dataset, model, config, bundle, recipe_path, "float32",
                      {"linear_probe": True, "epochs": config.epochs, "pretrained": config.pretrained})
-    write_json_atomic(run_dir / "run.json", {**read_json(run_dir / "run.json", {}), **info})
+    RunFolder(run_dir).update_info(info)
     if verbose:
         print_fn(probe_summary(model_name=model, family=spec.family, config=config, recipe_path=recipe_path,
                                overrides=overrides, bundle=bundle, run_dir=run_dir))

@@ -1,0 +1,70 @@
+"""The run folder is defined once (kconvnext.run_folder): training writes it, eval/predict/export read it."""
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+import kconvnext
+from kconvnext.run_folder import RunFolder, resolve_class_names, resolve_model_file
+
+PACKAGE = Path(kconvnext.__file__).parent
+LAYOUT_NAMES = {"checkpoints", "run.json", "state.json", "last.keras", "best.keras", "recipe.yaml"}
+
+
+def _touch(path, text=""):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_no_module_but_run_folder_spells_the_layout():
+    """A second spelling of the layout is how a writer and its readers drift apart (export used to
+    own it, and training wrote its own copy)."""
+    offenders = []
+    for source in PACKAGE.rglob("*.py"):
+        if source.name == "run_folder.py":
+            continue
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if node.value in LAYOUT_NAMES or node.value.startswith("checkpoints/"):
+                    offenders.append(f"{source.relative_to(PACKAGE)}:{node.lineno} {node.value!r}")
+    assert not offenders, offenders
+
+
+def test_readers_prefer_best_and_find_the_runs_metadata(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    _touch(run.last_checkpoint)
+    assert resolve_model_file(run.root).keras_path == run.last_checkpoint
+    _touch(run.best_checkpoint)
+    run.update_info({"class_names": ["cat", "dog"], "image_size": 96})
+    run.update_info({"eval_crop_ratio": 0.9})  # merged, not replaced
+    source = resolve_model_file(run.root)
+    assert source.keras_path == run.best_checkpoint and source.base_dir == run.root
+    assert source.metadata == {"class_names": ["cat", "dog"], "image_size": 96, "eval_crop_ratio": 0.9}
+    # a checkpoint passed by file still reads its run's run.json, and exports go under the run
+    by_file = resolve_model_file(run.last_checkpoint)
+    assert by_file.metadata_path == run.run_json and by_file.base_dir == run.root
+    # class_names.json beside a bare .keras wins, as a list or a dict
+    bare = _touch(tmp_path / "bare" / "m.keras")
+    _touch(bare.parent / "class_names.json", json.dumps({"class_names": ["a", "b", "c"]}))
+    assert resolve_model_file(bare).metadata["class_names"] == ["a", "b", "c"]
+    assert resolve_class_names(None, resolve_model_file(bare).metadata, 3) == ["a", "b", "c"]
+    assert resolve_class_names("x, y", {}, 2) == ["x", "y"]
+
+
+def test_bad_run_folders_name_the_file_and_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        resolve_model_file(tmp_path)
+    run = RunFolder(tmp_path)
+    _touch(run.best_checkpoint)
+    _touch(run.run_json, "{not json")
+    with pytest.raises(ValueError, match=r"run\.json is not valid JSON.*fix or remove it"):
+        resolve_model_file(tmp_path)
+    with pytest.raises(ValueError, match="3 class names were given but the model has 2 outputs"):
+        resolve_class_names("a,b,c", {}, 2)
+    assert run.run_json.read_text() == "{not json"  # a reader never rewrites what it could not parse
