@@ -78,3 +78,24 @@ def test_set_overrides_are_typed():
         parse_set(["epochs"])
     with pytest.raises(ValueError, match=r"key 'batch_size': expected int"):
         load_recipe("catsdogs_convnext_scratch", overrides=parse_set(["batch_size=big"]))
+
+
+def test_family_section_applies_to_its_family_under_set(tmp_path):
+    recipe = tmp_path / "mixed.yaml"
+    recipe.write_text("base_lr: 4.0e-3\nepochs: 5\nfamilies:\n  convnext:\n    base_lr: 1.0e-3\n"
+                      "    augment: {mixup_alpha: 0.0}\n")
+    convnext, _ = load_recipe(str(recipe), family="convnext")
+    resnet, _ = load_recipe(str(recipe), family="resnet")
+    assert (convnext.base_lr, convnext.augment.mixup_alpha, convnext.epochs) == (1e-3, 0.0, 5)
+    assert resnet.base_lr == 4e-3 and resnet.augment.mixup_alpha == config_from_dict({}).augment.mixup_alpha
+    assert load_recipe(str(recipe), family="convnext", overrides={"base_lr": 5e-4})[0].base_lr == 5e-4
+    child = tmp_path / "child.yaml"  # a recipe that extends it keeps (and may refine) the section
+    child.write_text("extends: mixed.yaml\nfamilies:\n  convnext: {epochs: 7}\n")
+    refined, _ = load_recipe(str(child), family="convnext")
+    assert (refined.base_lr, refined.epochs) == (1e-3, 7)
+    recipe.write_text("families:\n  vit:\n    base_lr: 1.0e-3\n")
+    with pytest.raises(ValueError, match=r"mixed\.yaml: `families` maps a model family \(convnext, resnet"):
+        load_recipe(str(recipe), family="convnext")
+    recipe.write_text("families:\n  convnext:\n    base_lr: fast\n")
+    with pytest.raises(ValueError, match=r"mixed\.yaml: families: convnext: key 'base_lr'"):
+        load_recipe(str(recipe), family="convnext")

@@ -2,6 +2,11 @@
 
 A recipe file may start with `extends: OTHER.yaml` (relative to its folder) to reuse a base recipe,
 e.g. the fine-tuning recipe extends the ImageNet one; only the differences are written down.
+
+A recipe may also hold `families: {convnext: {base_lr: ...}, ...}`: values for one model family,
+applied over the recipe (and under --set) when a model of that family is trained. Why: `compare`
+runs one recipe for every model, and a LayerNorm ConvNeXt and a BatchNorm ResNet do not share a
+usable learning rate on small data sets (docs/results.md, section 2).
 """
 import os
 import sys
@@ -10,6 +15,9 @@ from pathlib import Path
 import yaml
 
 from kconvnext.training.config import config_from_dict, merge
+
+#: The families a recipe's `families:` section may name (kconvnext.models' registry families).
+FAMILIES = ("convnext", "resnet", "resnext")
 
 #: Data sets with a shipped recipe per family (catsdogs, cifar10); "folder" uses catsdogs'.
 DATASET_RECIPES = {"catsdogs": "catsdogs", "cifar10": "cifar10", "folder": "catsdogs"}
@@ -73,14 +81,28 @@ def read_recipe_dict(path, _seen=()):
         base = read_recipe_dict(path.parent / parent, (*_seen, path))
         data = merge(base, data)
     # Validate this file on its own so errors name the file that holds the bad key.
-    config_from_dict(data, where=str(path))
+    families = data.get("families") or {}
+    if not isinstance(families, dict) or set(families) - set(FAMILIES):
+        raise ValueError(f"{path}: `families` maps a model family ({', '.join(FAMILIES)}) to the values "
+                         f"that differ for it; got {families!r}.")
+    recipe = {k: v for k, v in data.items() if k != "families"}
+    config_from_dict(recipe, where=str(path))
+    for family, values in families.items():
+        config_from_dict(merge(recipe, values or {}), where=f"{path}: families: {family}")
     return data
+
+
+def for_family(data, family):
+    """The recipe mapping with its `families:` values for `family` merged in (and the section gone)."""
+    data = dict(data)
+    families = data.pop("families", None) or {}
+    return merge(data, families.get(family) or {}) if family else data
 
 
 def load_recipe(recipe=None, *, dataset=None, family=None, overrides=None):
     """Resolve recipe file (explicit, or the default for dataset/family) + overrides -> TrainConfig."""
     path = resolve_path(recipe) if recipe else default_recipe_path(dataset, family)
-    data = read_recipe_dict(path)
+    data = for_family(read_recipe_dict(path), family)
     if overrides:
         data = merge(data, overrides)
     return config_from_dict(data, where=f"{path} (with command-line overrides)"), path
