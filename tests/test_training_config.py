@@ -3,6 +3,7 @@ import pytest
 
 from kconvnext.training import list_recipes, load_recipe
 from kconvnext.training.config import config_from_dict, parse_set
+from kconvnext.training.summary import _recipe_line
 
 SHIPPED = {"imagenet_convnext", "finetune_convnext", "catsdogs_convnext", "catsdogs_resnet",
            "catsdogs_resnext", "catsdogs_probe", "catsdogs_convnext_scratch", "catsdogs_resnet_scratch",
@@ -89,6 +90,8 @@ def test_family_section_applies_to_its_family_under_set(tmp_path):
     assert (convnext.base_lr, convnext.augment.mixup_alpha, convnext.epochs) == (1e-3, 0.0, 5)
     assert resnet.base_lr == 4e-3 and resnet.augment.mixup_alpha == config_from_dict({}).augment.mixup_alpha
     assert load_recipe(str(recipe), family="convnext", overrides={"base_lr": 5e-4})[0].base_lr == 5e-4
+    assert "for convnext: {'base_lr': 0.001" in _recipe_line(recipe, "convnext", None)  # the run says so
+    assert "for resnet" not in _recipe_line(recipe, "resnet", None)
     child = tmp_path / "child.yaml"  # a recipe that extends it keeps (and may refine) the section
     child.write_text("extends: mixed.yaml\nfamilies:\n  convnext: {epochs: 7}\n")
     refined, _ = load_recipe(str(child), family="convnext")

@@ -20,6 +20,15 @@ def _aug_line(a, arrays=False):
     return ", ".join(parts) or "none"
 
 
+def _recipe_line(recipe_path, family, overrides):
+    """The recipe file, its values for this model family (a `families:` section) and --set overrides."""
+    from kconvnext.training.recipes import read_recipe_dict
+
+    own = (read_recipe_dict(recipe_path).get("families") or {}).get(family)
+    return (f"recipe    {recipe_path}" + (f"  for {family}: {own}" if own else "")
+            + (f"  overrides: {overrides}" if overrides else ""))
+
+
 def start_summary(*, model_name, family, params, config, recipe_path, overrides, bundle, run_dir,
                   strategy_kind, replicas, precision, initial_epoch, steps):
     c = config
@@ -35,7 +44,7 @@ def start_summary(*, model_name, family, params, config, recipe_path, overrides,
            if getattr(bundle, "selection_count", 0) else "")
         + f", {bundle.num_classes} classes ({', '.join(bundle.class_names[:6])}"
         f"{', ...' if bundle.num_classes > 6 else ''}); {skipped} bad file(s) skipped",
-        f"recipe    {recipe_path}" + (f"  overrides: {overrides}" if overrides else ""),
+        _recipe_line(recipe_path, family, overrides),
         f"          epochs {c.epochs} ({steps} steps each)" + (f", resuming after epoch {initial_epoch}" if initial_epoch else "")
         + f", batch {c.batch_size}, AdamW {lr}, warmup {c.warmup_epochs:g} ep, cosine to {c.min_lr:g}",
         f"          wd {c.weight_decay:g} (not on {'/'.join(c.no_weight_decay)})"
@@ -61,7 +70,7 @@ def probe_summary(*, model_name, family, config, recipe_path, overrides, bundle,
         f"data      {bundle.train_count} train / {bundle.validation_count} validation images, "
         f"{bundle.num_classes} classes ({', '.join(bundle.class_names[:6])}"
         f"{', ...' if bundle.num_classes > 6 else ''}); {len(bundle.skipped or [])} bad file(s) skipped",
-        f"recipe    {recipe_path}" + (f"  overrides: {overrides}" if overrides else ""),
+        _recipe_line(recipe_path, family, overrides),
         f"          linear probe: backbone features once per image (center crop{views}), then the head:",
         f"          epochs {c.epochs}, batch {c.batch_size}, AdamW lr {c.effective_lr():.3g}, warmup "
         f"{c.warmup_epochs:g} ep, cosine to {c.min_lr:g}, wd {c.weight_decay:g}, label smoothing {c.label_smoothing:g}",
