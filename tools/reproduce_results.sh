@@ -15,7 +15,7 @@ python cli.py compare catsdogs convnext_atto resnet18 --recipe catsdogs_small --
 # 2b: the same with RandAugment on (timm's rand-m9-mstd0.5-inc1)
 python cli.py compare catsdogs convnext_atto resnet18 --recipe catsdogs_small --budget-minutes 12 \
     --set augment.randaugment=true --output "$out/catsdogs_randaugment" --quiet 2>&1 | tee "$out/catsdogs_randaugment.log"
-# The export table (README, Export): the 2a models, plus 224 px latency of the big three
+# The export table (README, Export): the 2a models, plus 224 px latency of ConvNeXt-T and ResNet-50
 python benchmarks/export.py --trained "$out/catsdogs_shipped/resnet18" "$out/catsdogs_shipped/convnext_atto" \
     --latency-models convnext_t resnet50 --latency-size 224 --latency-modes none fp16 dynamic int8 \
     --num-images 200 --num-calibration 50 --runs 10 --json benchmarks/results/export_224.json 2>&1 | tee "$out/export_bench.log"
