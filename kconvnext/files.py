@@ -49,7 +49,6 @@ def read_json(path, default=None):
         raise ValueError(f"{path} is not valid JSON ({err}); fix or remove it.") from None
 
 
-
 @contextlib.contextmanager
 def staged_dir(target):
     """Yield a temp folder next to `target`; on success it replaces `target`, on failure it is removed."""

@@ -16,9 +16,6 @@ import yaml
 
 from kconvnext.training.config import config_from_dict, merge
 
-#: The families a recipe's `families:` section may name (kconvnext.models' registry families).
-FAMILIES = ("convnext", "resnet", "resnext")
-
 #: Data sets with a shipped recipe per family (catsdogs, cifar10); "folder" uses catsdogs'.
 DATASET_RECIPES = {"catsdogs": "catsdogs", "cifar10": "cifar10", "folder": "catsdogs"}
 
@@ -82,14 +79,21 @@ def read_recipe_dict(path, _seen=()):
         data = merge(base, data)
     # Validate this file on its own so errors name the file that holds the bad key.
     families = data.get("families") or {}
-    if not isinstance(families, dict) or set(families) - set(FAMILIES):
-        raise ValueError(f"{path}: `families` maps a model family ({', '.join(FAMILIES)}) to the values "
+    if families and (not isinstance(families, dict) or set(families) - set(_model_families())):
+        raise ValueError(f"{path}: `families` maps a model family ({', '.join(_model_families())}) to the values "
                          f"that differ for it; got {families!r}.")
     recipe = {k: v for k, v in data.items() if k != "families"}
     config_from_dict(recipe, where=str(path))
     for family, values in families.items():
         config_from_dict(merge(recipe, values or {}), where=f"{path}: families: {family}")
     return data
+
+
+def _model_families():
+    """The families of the registered models (the names a `families:` section may use)."""
+    from kconvnext.models import get_spec, list_models
+
+    return sorted({get_spec(name).family for name in list_models()})
 
 
 def for_family(data, family):

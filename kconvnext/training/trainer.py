@@ -19,30 +19,16 @@ from pathlib import Path
 import keras
 import yaml
 
-from kconvnext.data.epochs import (
-    batches_per_epoch,
-    fast_forward,
-    first_batches,
-    skipping_first_batches,
-    with_known_length,
-)
+from kconvnext.data.epochs import (batches_per_epoch, fast_forward, first_batches, skipping_first_batches,
+                                   with_known_length)
 from kconvnext.files import save_model_atomic, write_json_atomic, write_text_atomic
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.run_folder import RunFolder
 from kconvnext.training import callbacks as cb
-from kconvnext.training.budget import (
-    apply_plan,
-    measure_train_speed,
-    plan_budget,
-    plan_from_state,
-)
+from kconvnext.training.budget import apply_plan, measure_train_speed, plan_budget, plan_from_state
 from kconvnext.training.config import merge, parse_set
-from kconvnext.training.distribute import (
-    resolve_precision,
-    select_strategy,
-    tensorflow_backend,
-)
+from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.errors import TrainingDiverged
 from kconvnext.training.evaluate import accuracy_report, predict_dataset
 from kconvnext.training.model_setup import build_model, compile_model, schedule_for
