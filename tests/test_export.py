@@ -222,21 +222,29 @@ def _calibrated(source, catsdogs_dir, quantize, tmp_path, **kwargs):
 
 
 @pytest.mark.slow
-def test_int8_for_convnext_keeps_only_layernorm_in_float(convnext_run, catsdogs_dir, tmp_path):
+def test_int8_for_convnext_keeps_only_layernorm_gelu_softmax_in_float(convnext_run, catsdogs_dir, tmp_path):
     result = _calibrated(convnext_run, catsdogs_dir, "int8", tmp_path)
     assert result.quantize == "int8_mixed" and any("is int8_mixed" in n for n in result.notes)
     content = result.path.read_bytes()
     float_ops = quantization.float_ops(content)
     norms = quantization.float_layer_paths(_keras_model(convnext_run))
     assert len(norms) == 9  # stem, 4 blocks, 3 downsamples, head
-    # Every float op is inside a LayerNorm, every LayerNorm is float, everything else is integer.
-    assert float_ops and all(quantization.in_layers(tensor, norms) for _, tensor in float_ops), float_ops
+    # Every float op is inside a LayerNorm or is a GELU/softmax, every LayerNorm is float, the rest integer.
+    in_norms = [(op, tensor) for op, tensor in float_ops if quantization.in_layers(tensor, norms)]
+    others = sorted(op for op, tensor in float_ops if not quantization.in_layers(tensor, norms))
+    assert others == ["GELU"] * 4 + ["SOFTMAX"], others
     assert {"MEAN", "RSQRT", "SQUARED_DIFFERENCE"} <= set(result.float_ops)
-    assert {path.split("/")[0] for path in norms} == {
-        quantization._layer_segments(t)[0] for _, t in float_ops}
+    assert {path.split("/")[0] for path in norms} == {quantization._layer_segments(t)[0] for _, t in in_norms}
     int_ops = {name for name, _, _, results in quantization.op_details(content)
                if results and all(r == np.int8 for r in results)}
-    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "GELU", "SOFTMAX"} <= int_ops
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= int_ops and not {"GELU", "SOFTMAX"} & int_ops
+    # What the float GELU/softmax buy: XNNPACK runs them (int8, each would split the graph). Left
+    # out may be an int8 ADD whose input and output scales are too far apart for XNNPACK (a barely
+    # trained block's layer-scale branch is ~1e-6 of the residual sum).
+    delegation = tflite.delegation(content)
+    assert set(delegation.outside) <= {"ARG_MAX(int8)", "ADD(int8)"}, delegation.line()
+    assert delegation.partitions <= 1 + delegation.outside.get("ADD(int8)", 0), delegation.line()
+    assert any(note.startswith("XNNPACK runs") for note in result.notes)
     check = result.validation[0]
     assert check.top1_agreement >= 7 / 8 and check.max_abs_diff < 0.1, check.line()
 

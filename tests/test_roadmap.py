@@ -196,3 +196,54 @@ def test_roadmap_command_writes_table_plot_and_speed(tmp_path, capsys):
     assert (out / "roadmap.png").stat().st_size > 0
     assert "ResNeXt-ify" in (out / "roadmap.md").read_text()
     assert "ResNeXt-ify" in capsys.readouterr().out
+
+
+def _write_compare_csv(path, rows):
+    import csv
+
+    from kconvnext.training.compare import COLUMNS
+
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for model, accuracy in rows:
+            writer.writerow({"model": model, "dataset": "cifar10", "accuracy": accuracy, "params": 1, "gflops": 0.1})
+
+
+def test_roadmap_command_adds_compare_accuracy_per_step(tmp_path, capsys):
+    """`--accuracy compare.csv`: the table holds the compared steps (in roadmap order), each with the
+    accuracy compare measured, and the plot gets its accuracy panel."""
+    from kconvnext.commands import main
+
+    table = tmp_path / "compare.csv"
+    _write_compare_csv(table, [("roadmap_11_convnext_t", 0.4125), ("resnet18", 0.9),
+                               ("roadmap_02_patchify_stem", 0.3550)])
+    out = tmp_path / "roadmap"
+    assert main(["roadmap", "--image-size", "32", "--small-input", "--num-classes", "10", "--no-speed",
+                 "--accuracy", str(table), "--output", str(out)]) == 0
+    rows = json.loads((out / "roadmap.json").read_text())
+    assert [(r["model"], r["accuracy"], r["accuracy_dataset"]) for r in rows] == [
+        ("roadmap_02_patchify_stem", 0.355, "cifar10"), ("roadmap_11_convnext_t", 0.4125, "cifar10")]
+    markdown = (out / "roadmap.md").read_text()
+    assert "top-1 on cifar10 (%)" in markdown and "| 41.2 |" in markdown and "| 35.5 |" in markdown
+    assert (out / "roadmap.png").stat().st_size > 0
+    assert "yours" in capsys.readouterr().out
+
+
+def test_roadmap_accuracy_file_errors_name_the_file(tmp_path):
+    from kconvnext.commands.roadmap import read_accuracy
+
+    with pytest.raises(FileNotFoundError, match=r"--accuracy .*missing\.csv.*cli.py compare"):
+        read_accuracy(tmp_path / "missing.csv")
+    other = tmp_path / "other.csv"
+    _write_compare_csv(other, [("resnet18", 0.9)])
+    with pytest.raises(ValueError, match=r"other\.csv: no roadmap step"):
+        read_accuracy(other)
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("name,top1\nroadmap_00_resnet50,0.5\n")
+    with pytest.raises(ValueError, match=r"wrong\.csv: not a compare.csv \(no accuracy, model column\)"):
+        read_accuracy(wrong)
+    bad = tmp_path / "bad.csv"
+    _write_compare_csv(bad, [("roadmap_00_resnet50", "n/a")])
+    with pytest.raises(ValueError, match=r"bad\.csv: accuracy 'n/a' of roadmap_00_resnet50"):
+        read_accuracy(bad)

@@ -2,7 +2,9 @@
 
 For each step of kconvnext.models.roadmap: what changed, parameters, GFLOPs as we count them,
 the paper's GFLOPs and ImageNet top-1 where it gives them (with their source), and measured CPU
-inference speed; plus a PNG of GFLOPs and speed per step.
+inference speed; plus a PNG of GFLOPs and speed per step. Given a `cli.py compare` table of roadmap
+steps (`--accuracy compare.csv`), it adds the accuracy each step reached on your data next to the
+paper's ImageNet top-1: which ingredients pay off outside ImageNet.
 """
 import json
 
@@ -12,7 +14,9 @@ EXAMPLES = """examples:
   python cli.py roadmap                       # 224 px table + runs/roadmap/roadmap.{png,json,md}
   python cli.py roadmap --no-speed            # parameters and GFLOPs only (about a minute)
   python cli.py roadmap --image-size 32 --small-input --num-classes 10   # the CIFAR-sized models
-  python cli.py compare cifar10 roadmap_00_resnet50 roadmap_06_kernel_7x7 roadmap_11_convnext_t --budget-minutes 10
+  python cli.py compare cifar10 roadmap_00_resnet50 roadmap_06_kernel_7x7 roadmap_11_convnext_t --budget-minutes 10 \
+      --output runs/cmp && python cli.py roadmap --image-size 32 --small-input --num-classes 10 --no-speed \
+      --accuracy runs/cmp/compare.csv   # + the accuracy each step reached, per step (table and plot)
 
 Speed is the median of a few batches after one warm-up batch (kconvnext/timing.py, as in benchmarks/), on this
 machine's CPU: a rough guide to what each change costs, not a benchmark.
@@ -35,6 +39,8 @@ def register(subparsers):
     p.add_argument("--batch-size", type=int, default=8, help="images per timed batch (default 8)")
     p.add_argument("--repeats", type=int, default=3, help="timed batches per step (default 3)")
     p.add_argument("--steps", nargs="+", metavar="STEP", help="only these steps (index, key or name)")
+    p.add_argument("--accuracy", metavar="CSV",
+                   help="a `cli.py compare` compare.csv of roadmap steps: add the accuracy each reached (table, plot)")
     p.add_argument("--output", metavar="DIR", default="runs/roadmap",
                    help="where roadmap.json, roadmap.md and roadmap.png go (default: runs/roadmap)")
     p.set_defaults(func=run)
@@ -48,15 +54,50 @@ def inference_images_per_sec(model, image_size, batch_size, repeats):
     return batch_size / seconds
 
 
+def read_accuracy(path):
+    """{roadmap step name: (accuracy, dataset)} from a `cli.py compare` compare.csv."""
+    import csv
+    from pathlib import Path
+
+    from kconvnext.models.roadmap import STEP_NAMES
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--accuracy {path}: no such file; pass the compare.csv that "
+                                f"`cli.py compare DATASET roadmap_00_resnet50 ... --output DIR` wrote in DIR.")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"model", "accuracy"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"--accuracy {path}: not a compare.csv (no {', '.join(sorted(missing))} column).")
+        found = {}
+        for row in reader:
+            if row["model"] in STEP_NAMES:
+                try:
+                    found[row["model"]] = (float(row["accuracy"]), row.get("dataset"))
+                except ValueError:
+                    raise ValueError(f"--accuracy {path}: accuracy {row['accuracy']!r} of {row['model']} "
+                                     f"is not a number.") from None
+    if not found:
+        raise ValueError(f"--accuracy {path}: no roadmap step in it (models roadmap_00_resnet50 ... "
+                         f"roadmap_11_convnext_t); compare roadmap steps first.")
+    return found
+
+
 def roadmap_table(image_size=224, num_classes=1000, small_input=False, speed=True, batch_size=8,
-                  repeats=3, steps=None, log=print):
-    """One row per roadmap step, building (and timing) each model once."""
+                  repeats=3, steps=None, accuracy=None, log=print):
+    """One row per roadmap step, building (and timing) each model once. accuracy: read_accuracy's
+    mapping; without `steps` the table then holds the steps it has."""
     import keras
 
     from kconvnext.flops import count_macs, count_params
     from kconvnext.models.roadmap import STEPS, build_roadmap, get_step
 
-    chosen = [get_step(_index_or_name(s)) for s in steps] if steps else list(STEPS)
+    accuracy = accuracy or {}
+    if steps:
+        chosen = [get_step(_index_or_name(s)) for s in steps]
+    else:
+        chosen = [step for step in STEPS if step.name in accuracy] if accuracy else list(STEPS)
     if batch_size < 1 or repeats < 1:
         raise ValueError(f"--batch-size and --repeats must be >= 1, got {batch_size} and {repeats}.")
     rows = []
@@ -68,9 +109,11 @@ def roadmap_table(image_size=224, num_classes=1000, small_input=False, speed=Tru
             "step": step.index, "model": step.name, "change": step.change, "family": step.family,
             "params": count_params(model), "gflops": round(count_macs(model) / 1e9, 3),
             "paper_gflops": step.paper_gflops, "paper_top1": step.paper_top1,
-            "paper_source": step.source, "image_size": image_size,
+            "paper_source": step.source, "image_size": image_size, "small_input": small_input,
             "img_per_s": (round(inference_images_per_sec(model, image_size, batch_size, repeats), 1)
                           if speed else None),
+            "accuracy": accuracy.get(step.name, (None, None))[0],
+            "accuracy_dataset": accuracy.get(step.name, (None, None))[1],
         })
         del model
         keras.backend.clear_session()
@@ -85,37 +128,61 @@ def _fmt(value, spec, empty="-"):
     return empty if value is None else format(value, spec)
 
 
+def _has_accuracy(rows):
+    return any(r.get("accuracy") is not None for r in rows)
+
+
+def _percent(value):
+    return None if value is None else 100 * value
+
+
 def text_table(rows):
-    lines = [f"{'step':>4}  {'change':<46} {'params':>11} {'GFLOPs':>7} {'paper':>6} {'top-1':>6} {'img/s':>7}"]
+    yours = _has_accuracy(rows)
+    lines = [f"{'step':>4}  {'change':<46} {'params':>11} {'GFLOPs':>7} {'paper':>6} {'top-1':>6} {'img/s':>7}"
+             + (f" {'yours':>6}" if yours else "")]
     for r in rows:
         lines.append(
             f"{r['step']:>4}  {r['change']:<46} {r['params'] / 1e6:>10.2f}M {r['gflops']:>7.2f} "
             f"{_fmt(r['paper_gflops'], '.1f'):>6} {_fmt(r['paper_top1'], '.1f'):>6} {_fmt(r['img_per_s'], '.1f'):>7}"
+            + (f" {_fmt(_percent(r['accuracy']), '.1f'):>6}" if yours else "")
         )
     return "\n".join(lines)
 
 
 def markdown_table(rows):
-    head = ("| step | model | change | params | GFLOPs | paper GFLOPs | paper top-1 (%) | CPU img/s |\n"
-            "|---:|---|---|---:|---:|---:|---:|---:|\n")
+    yours = _has_accuracy(rows)
+    dataset = next((r["accuracy_dataset"] for r in rows if r.get("accuracy_dataset")), None) or "your data"
+    head = ("| step | model | change | params | GFLOPs | paper GFLOPs | paper top-1 (%) | CPU img/s |"
+            + (f" top-1 on {dataset} (%) |" if yours else "") + "\n"
+            + "|---:|---|---|---:|---:|---:|---:|---:|" + ("---:|" if yours else "") + "\n")
     return head + "".join(
         f"| {r['step']} | {r['model']} | {r['change']} | {r['params']:,} | {r['gflops']:.2f} "
-        f"| {_fmt(r['paper_gflops'], '.1f')} | {_fmt(r['paper_top1'], '.1f')} | {_fmt(r['img_per_s'], '.1f')} |\n"
+        f"| {_fmt(r['paper_gflops'], '.1f')} | {_fmt(r['paper_top1'], '.1f')} | {_fmt(r['img_per_s'], '.1f')} |"
+        + (f" {_fmt(_percent(r['accuracy']), '.1f')} |" if yours else "") + "\n"
         for r in rows)
 
 
 def plot_roadmap(rows, path, title):
-    """GFLOPs per step (bars: ours; dots: the paper's) and, when measured, CPU img/s (line, right axis)."""
+    """GFLOPs per step (bars: ours; dots: the paper's) and, when measured, CPU img/s (line, right axis);
+    with accuracies, a second panel of them below."""
     from kconvnext.training.plots import _save, plt
 
     steps = list(range(len(rows)))  # positions; the labels carry the step numbers
-    fig, ax = plt.subplots(figsize=(11, 4.8))
+    if _has_accuracy(rows):
+        fig, (ax, bottom_ax) = plt.subplots(2, 1, figsize=(11, 8.4), sharex=True)
+        _plot_accuracy(bottom_ax, steps, rows)
+    else:
+        fig, ax = plt.subplots(figsize=(11, 4.8))
+        bottom_ax = ax
     ax.bar(steps, [r["gflops"] for r in rows], color="#9ecae1", label="GFLOPs (counted)")
-    paper = [(i, r["paper_gflops"]) for i, r in zip(steps, rows) if r["paper_gflops"] is not None]
+    # The paper's GFLOPs are for 224 px ImageNet stems: only comparable to ours at that setting.
+    paper = [(i, r["paper_gflops"]) for i, r in zip(steps, rows)
+             if r["paper_gflops"] is not None and r["image_size"] == 224 and not r.get("small_input")]
     if paper:
         ax.plot(*zip(*paper), "o", color="#08519c", label="GFLOPs (paper)")
     ax.set_ylabel("GFLOPs (multiply-adds)")
-    ax.set_xticks(steps, [f"{r['step']} {r['model'].split('_', 2)[2]}" for r in rows], rotation=35, ha="right")
+    bottom_ax.set_xticks(steps, [f"{r['step']} {r['model'].split('_', 2)[2]}" for r in rows], rotation=35,
+                         ha="right")
     handles, labels = ax.get_legend_handles_labels()
     if any(r["img_per_s"] is not None for r in rows):
         speed_ax = ax.twinx()
@@ -130,11 +197,35 @@ def plot_roadmap(rows, path, title):
     _save(fig, path)
 
 
+def _plot_accuracy(ax, steps, rows):
+    """Measured top-1 per step (left axis) beside the paper's ImageNet top-1 (right axis)."""
+    dataset = next((r["accuracy_dataset"] for r in rows if r.get("accuracy_dataset")), None) or "your data"
+    measured = [_percent(r["accuracy"]) for r in rows]
+    ax.plot(steps, [float("nan") if v is None else v for v in measured], "o-", color="#1b9e77",
+            label=f"top-1 on {dataset} (measured)")
+    for x, value in zip(steps, measured):
+        if value is not None:
+            ax.annotate(f"{value:.1f}", (x, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    ax.set_ylabel(f"top-1 on {dataset} (%)")
+    ax.margins(y=0.15)
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    paper = [(x, r["paper_top1"]) for x, r in zip(steps, rows) if r["paper_top1"] is not None]
+    if paper:
+        paper_ax = ax.twinx()
+        paper_ax.plot(*zip(*paper), "d--", color="#7570b3", alpha=0.7, label="ImageNet top-1 (paper)")
+        paper_ax.set_ylabel("ImageNet top-1, paper (%)")
+        more = paper_ax.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, loc="lower right", fontsize=8)
+
+
 def run(args):
     from pathlib import Path
 
+    accuracy = read_accuracy(args.accuracy) if args.accuracy else None
     rows = roadmap_table(args.image_size, args.num_classes, args.small_input, speed=not args.no_speed,
-                         batch_size=args.batch_size, repeats=args.repeats, steps=args.steps)
+                         batch_size=args.batch_size, repeats=args.repeats, steps=args.steps, accuracy=accuracy)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "roadmap.json", "markdown": out / "roadmap.md", "plot": out / "roadmap.png"}

@@ -97,7 +97,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
     format: "saved_model" (TF Serving; `output` is the model folder, versions 1, 2, ... inside)
             or "tflite" (`output` is the .tflite file).
     quantize (TFLite only): "none" (fp32) | "fp16" | "dynamic" (int8 weights) | "int8_full" (full
-            integer) | "int8_mixed" (int8, LayerNorm in float) | "int16x8" | "int8" (the family's
+            integer) | "int8_mixed" (int8; LayerNorm, GELU, softmax in float) | "int16x8" | "int8" (the family's
             default: int8_mixed with LayerNorm, else int8_full); see export/quantization.py. The
             calibrated modes use `num_calibration` images from `calibration_dir`.
     A model trained under a mixed-precision policy is rebuilt in float32 first (precision.py).
@@ -146,7 +146,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
     notes = [rebuilt_note] if rebuilt_note else []
     if requested != quantize:
         notes.append(f"--quantize {requested} is {quantize} for {model.name} "
-                     + ("(keeps its LayerNorm layers in float32)" if quantize == "int8_mixed"
+                     + ("(keeps its LayerNorm, GELU and softmax in float32)" if quantize == "int8_mixed"
                         else "(no LayerNorm: every op in int8)"))
     if not validation_dir:
         notes.append("validated on random images; pass --validation-dir for real held-out images")
@@ -190,6 +190,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
                 _refuse_if_off(checks, fp32_tolerance, target)
         result_path, size_bytes = target, target.stat().st_size
         ops = tflite.op_names(content)
+        notes.append(tflite.delegation(content).line())
         if quantize in CALIBRATED:
             float_ops = sorted({op for op, _ in quantization.float_ops(content)})
     result = ExportResult(format, quantize, result_path, size_bytes, names, size, checks, ops, notes,

@@ -5,10 +5,13 @@ Modes (TFLite):
   fp16        float16 weights, float32 compute.
   dynamic     int8 weights, float activations (dynamic-range).
   int8_full   full integer: int8 weights and activations, uint8 pixels in (calibrated).
-  int8_mixed  int8 everywhere except the LayerNormalization layers, which stay float32: the
-              TFLite quantization debugger (`layer_errors`) shows LayerNorm's MEAN (of the
-              variance), RSQRT and affine MULs losing 4-1000x the rounding error of every other
-              op on ConvNeXt, while GELU and softmax quantize as well as a convolution does.
+  int8_mixed  int8 everywhere except the LayerNormalization layers, GELU and softmax, which stay
+              float32. LayerNorm for accuracy: the TFLite quantization debugger (`layer_errors`)
+              shows its MEAN (of the variance), RSQRT and affine MULs losing 4-1000x the rounding
+              error of every other op on ConvNeXt. GELU and softmax for speed (they quantize as
+              well as a convolution does): XNNPACK has no int8 kernel for them, so in int8 each
+              GELU splits the XNNPACK graph and runs in TFLite's reference kernel
+              (`tflite.delegation` reports it), while in float32 XNNPACK runs them.
   int16x8     int16 activations, int8 weights (calibrated); no fast CPU kernels (see README).
   int8        the per-family default: int8_mixed for models with LayerNorm (ConvNeXt), int8_full
               otherwise (ResNet/ResNeXt), chosen from benchmarks/export.py's measurements.
@@ -23,6 +26,8 @@ CALIBRATED = ("int8", "int8_full", "int8_mixed", "int16x8")
 # Ops that only move data between float and integer tensors at the edges of quantized regions.
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 FLOAT_LAYER_TYPES = (keras.layers.LayerNormalization,)
+# TFLite ops int8_mixed keeps in float32 wherever they occur (GELU is inline in the blocks, not a layer).
+FLOAT_OP_TYPES = ("GELU", "SOFTMAX")
 
 
 def float_layer_paths(model):

@@ -5,7 +5,9 @@ own litert export does, with built-in ops only: a model that needs Flex/custom o
 The TFLite model takes one image, float32 [1, S, S, 3] pixels in [0, 255] (uint8 for int8_full),
 and returns `probabilities` float32 [1, C] and `class_index` int32 [1].
 """
+import collections
 import contextlib
+import dataclasses
 import re
 import tempfile
 
@@ -13,10 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kconvnext.export import quantization
+from kconvnext.export import quantization, rewrites
 from kconvnext.export.quantization import CALIBRATED
 from kconvnext.export.saved_model import write_archive
-from kconvnext.layers.grouped_conv import GroupedConv2D
 
 SIGNATURE = "serving_default"
 
@@ -38,34 +39,60 @@ def op_names(model_content):
     return sorted({op["op_name"] for op in interpreter._get_ops_details()})
 
 
-@contextlib.contextmanager
-def split_grouped_convs(model):
-    """Compute every GroupedConv2D as per-group CONV_2D + CONCATENATION while tracing.
+@dataclasses.dataclass
+class Delegation:
+    """How much of a TFLite graph the default XNNPACK delegate runs. Every op it cannot take
+    splits the graph: the tensors cross between XNNPACK and TFLite's own (often reference,
+    single-threaded) kernels there, which is what makes a quantized model slower than float."""
+    ops: int
+    delegated: int
+    partitions: int
+    outside: dict  # {"GELU(int8)": count} of the ops TFLite runs itself
 
-    The weights are the same in every implementation; TF's grouped Conv2D also converts (to a
-    grouped CONV_2D) but not every TFLite delegate runs grouped CONV_2D, per-group convs they all do.
+    def line(self):
+        rest = ", ".join(f"{op} x{n}" for op, n in self.outside.items()) or "none"
+        return (f"XNNPACK runs {self.delegated}/{self.ops} ops in {self.partitions} partition(s); "
+                f"outside it: {rest}")
+
+
+def delegation(model_content):
+    """Delegation of `model_content` under the default interpreter (XNNPACK on).
+
+    The interpreter lists the original ops and one DELEGATE op per XNNPACK partition; a
+    partition holds the ops between its inputs and its outputs, found by walking back from them.
     """
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-              if isinstance(layer, GroupedConv2D)]
-    saved = [layer.implementation for layer in layers]
-    try:
-        for layer in layers:
-            layer.implementation = "split"
-        yield len(layers)
-    finally:
-        for layer, impl in zip(layers, saved):
-            layer.implementation = impl
+    interpreter = make_interpreter(model_content)
+    interpreter.allocate_tensors()
+    details = interpreter._get_ops_details()
+    ops = {op["index"]: op for op in details if op["op_name"] != "DELEGATE"}
+    producer = {int(t): i for i, op in ops.items() for t in op["outputs"]}
+    inside = set()
+    partitions = [op for op in details if op["op_name"] == "DELEGATE"]
+    for part in partitions:
+        boundary = {int(t) for t in part["inputs"]}
+        todo = [producer[int(t)] for t in part["outputs"] if int(t) in producer]
+        while todo:
+            index = todo.pop()
+            if index not in inside:
+                inside.add(index)
+                todo += [producer[int(t)] for t in ops[index]["inputs"]
+                         if int(t) in producer and int(t) not in boundary]
+    outside = collections.Counter(
+        f"{op['op_name']}({np.dtype(op['operand_types'][0]).name})" if len(op["operand_types"]) else op["op_name"]
+        for i, op in ops.items() if i not in inside)
+    return Delegation(len(ops), len(inside), len(partitions), dict(outside.most_common()))
 
 
 @contextlib.contextmanager
-def batch1_saved_model(model, image_size):
-    """A temporary SavedModel of `model` for TFLite: one image in, probabilities and class_index out."""
+def batch1_saved_model(model, image_size, rewrite=True):
+    """A temporary SavedModel of `model` for TFLite: one image in, probabilities and class_index out,
+    traced through rewrites.for_xnnpack (rewrite=False: as Keras computes it, for comparisons)."""
 
     def serve(images):
         probs = tf.nn.softmax(tf.cast(model(images, training=False), tf.float32), axis=-1)
         return {"probabilities": probs, "class_index": tf.argmax(probs, axis=-1, output_type=tf.int32)}
 
-    with tempfile.TemporaryDirectory(prefix="kconvnext-tflite-") as tmp, split_grouped_convs(model):
+    with tempfile.TemporaryDirectory(prefix="kconvnext-tflite-") as tmp, rewrites.for_xnnpack(model, rewrite):
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(SIGNATURE, serve, input_signature=[
@@ -99,27 +126,30 @@ def make_converter(saved_model_dir, quantize="none", calibration_pixels=None):
     return converter
 
 
-def _mixed_int8(converter, float_layers):
-    """int8 with the ops of `float_layers` (Keras paths) left in float32, via the quantization debugger."""
+def _mixed_int8(converter, float_layers, float_op_types):
+    """int8 with the ops of `float_layers` (Keras paths) and of `float_op_types` (TFLite op names)
+    left in float32, via the quantization debugger."""
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter)
     interpreter = make_interpreter(debugger.calibrated_model)
     nodes = sorted({t["name"] for t in interpreter.get_tensor_details()
                     if quantization.in_layers(t["name"], float_layers)})
-    debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=nodes, denylisted_ops=list(float_op_types))
     return debugger.get_nondebug_quantized_model()
 
 
-def convert(model, image_size, quantize="none", calibration_pixels=None):
-    """Keras model -> TFLite flatbuffer bytes. calibration_pixels: float32 (N, S, S, 3), calibrated modes only."""
+def convert(model, image_size, quantize="none", calibration_pixels=None, rewrite=True):
+    """Keras model -> TFLite flatbuffer bytes. calibration_pixels: float32 (N, S, S, 3), calibrated modes
+    only; rewrite=False skips the speed rewrites (rewrites.py), to measure what they buy."""
     quantize = quantization.resolve(quantize, model)
     if quantize in CALIBRATED and (calibration_pixels is None or len(calibration_pixels) == 0):
         raise ValueError(f"{quantize} quantization needs calibration images; pass "
                          "--calibration-dir with a folder of training images.")
-    with batch1_saved_model(model, image_size) as tmp:
+    with batch1_saved_model(model, image_size, rewrite) as tmp:
         converter = make_converter(tmp, quantize, calibration_pixels)
         try:
             if quantize == "int8_mixed":
-                content = _mixed_int8(converter, quantization.float_layer_paths(model))
+                content = _mixed_int8(converter, quantization.float_layer_paths(model), quantization.FLOAT_OP_TYPES)
             else:
                 content = converter.convert()
         except Exception as err:  # ConverterError and friends: say which ops failed.

@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""Why ConvNeXt's TFLite (and int8 above all) was slow on CPU, and what the export rewrites buy.
+
+Part 1, one depthwise conv (56x56x96, ConvNeXt-T's first stage) in float32 and int8: 3x3, 5x5,
+7x7 as one op, and 7x7 in row bands (kconvnext/export/rewrites.py). XNNPACK runs up to 25 taps
+in one pass; above that its multi-pass path is many times slower.
+Part 2, whole models at --size px (random weights: latency only): float32 and the family's
+int8 mode, each traced as Keras computes it (`plain`) and through the rewrites (`rewritten`),
+with batch-1 latency, the ratio to plain float32 in the same run, and what XNNPACK runs.
+
+    python benchmarks/tflite_kernels.py                                  # convnext_t resnet50, 224 px
+    python benchmarks/tflite_kernels.py --models convnext_atto --size 96 --runs 5
+
+Prints the tables and writes benchmarks/results/tflite_kernels.json.
+"""
+import argparse
+import os
+
+import keras
+import numpy as np
+
+from common import median_seconds, print_table, write_json
+from kconvnext.export import quantization, rewrites, tflite
+from kconvnext.export.rewrites import row_bands
+from kconvnext.models import create_model
+
+
+def interpreter_ms(content, pixels, threads, runs):
+    interpreter = tflite.make_interpreter(content, num_threads=threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    x = pixels
+    if detail["dtype"] != np.float32:
+        scale, zero = detail["quantization"]
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(pixels / scale + zero), info.min, info.max).astype(detail["dtype"])
+    interpreter.set_tensor(detail["index"], x)
+    return 1000 * median_seconds(interpreter.invoke, warmup=1, repeats=runs)
+
+
+def depthwise_rows(args):
+    """One DepthwiseConv2D through the TFLite converter (float32 and full int8) per kernel."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    shape = (56, 56, 96)
+    calibration = rng.normal(size=(8, *shape)).astype("float32")
+    rows = []
+    for label, kernel, banded in (("3x3", 3, False), ("5x5", 5, False), ("7x7", 7, False),
+                                  ("7x7 in row bands", 7, True)):
+        model = keras.Sequential([keras.Input(shape), keras.layers.DepthwiseConv2D(kernel, padding="same")])
+        row = {"conv": label, "taps": kernel * kernel, "bands": len(row_bands(kernel, kernel)) if banded else 1}
+        for mode in ("fp32", "int8"):
+            with rewrites.for_xnnpack(model, enabled=banded):  # the conversion traces inside
+                converter = tf.lite.TFLiteConverter.from_keras_model(model)
+                if mode == "int8":
+                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                    converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+                    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                content = converter.convert()
+            row[f"{mode}_ms"] = interpreter_ms(content, calibration[:1], args.threads, args.runs)
+        rows.append(row)
+    base = next(r for r in rows if r["conv"] == "5x5")
+    for r in rows:
+        r["fp32_vs_5x5"] = r["fp32_ms"] / base["fp32_ms"]
+        r["int8_vs_5x5"] = r["int8_ms"] / base["int8_ms"]
+    return rows
+
+
+def model_rows(name, args):
+    model = create_model(name, num_classes=1000, input_shape=(args.size, args.size, 3))
+    rng = np.random.default_rng(0)
+    calibration = rng.uniform(0, 255, (args.calibration, args.size, args.size, 3)).astype("float32")
+    int8 = quantization.resolve("int8", model)
+    rows = []
+    for mode in ("none", int8):
+        for rewrite in (False, True):
+            content = tflite.convert(model, args.size, mode, calibration, rewrite=rewrite)
+            delegation = tflite.delegation(content)
+            rows.append({"model": name, "mode": "fp32" if mode == "none" else mode,
+                         "trace": "rewritten" if rewrite else "plain",
+                         "ms": interpreter_ms(content, calibration[:1], args.threads, args.runs),
+                         "partitions": delegation.partitions,
+                         "outside_xnnpack": delegation.outside})
+    keras.backend.clear_session()
+    base = rows[0]["ms"]
+    for r in rows:
+        r["vs_plain_fp32"] = r["ms"] / base
+        r["outside"] = ", ".join(f"{op} x{n}" for op, n in r["outside_xnnpack"].items()) or "-"
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="*", default=["convnext_t", "resnet50"])
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--calibration", type=int, default=8, help="random calibration images for int8")
+    p.add_argument("--skip-depthwise", action="store_true")
+    args = p.parse_args()
+    print(f"TFLite with XNNPACK, {args.threads} thread(s), batch 1, median of {args.runs} runs")
+    convs = [] if args.skip_depthwise else depthwise_rows(args)
+    if convs:
+        print_table(convs, [("conv", "depthwise conv 56x56x96", "{}"), ("bands", "ops", "{}"),
+                            ("fp32_ms", "fp32 ms", "{:.2f}"), ("fp32_vs_5x5", "vs 5x5", "{:.1f}x"),
+                            ("int8_ms", "int8 ms", "{:.2f}"), ("int8_vs_5x5", "vs 5x5", "{:.1f}x")])
+    models = [row for name in args.models for row in model_rows(name, args)]
+    if models:
+        print()
+        print_table(models, [("model", f"model ({args.size} px)", "{}"), ("mode", "mode", "{}"),
+                             ("trace", "trace", "{}"), ("ms", "ms", "{:.1f}"),
+                             ("vs_plain_fp32", "vs plain fp32", "{:.2f}x"), ("partitions", "XNNPACK parts", "{}"),
+                             ("outside", "ops outside XNNPACK", "{}")])
+    write_json("tflite_kernels", {"threads": args.threads, "runs": args.runs, "size": args.size,
+                                  "depthwise": convs, "models": models})
+
+
+if __name__ == "__main__":
+    main()
