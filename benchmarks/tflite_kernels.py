@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Why ConvNeXt's TFLite (and int8 above all) was slow on CPU, and what the export rewrites buy.
 
-Part 1, one depthwise conv (56x56x96, ConvNeXt-T's first stage) in float32 and int8: 3x3, 5x5,
-7x7 as one op, and 7x7 in row bands (kconvnext/export/rewrites.py). XNNPACK runs up to 25 taps
-in one pass; above that its multi-pass path is many times slower.
+Part 1, single layers on ConvNeXt-T's first-stage map (56x56x96) in float32 and int8: depthwise
+3x3, 5x5, 7x7 as one op and 7x7 in row bands (kconvnext/export/rewrites.py; XNNPACK runs up to 25
+taps in one pass, above that a multi-pass path many times slower), and dense 1x1 / 3x3 convs (what
+int8 buys on this CPU where XNNPACK has fast kernels for both).
 Part 2, whole models at --size px (random weights: latency only): float32 and the family's
 int8 mode, each traced as Keras computes it (`plain`) and through the rewrites (`rewritten`),
 with batch-1 latency, the ratio to plain float32 in the same run, and what XNNPACK runs.
@@ -38,18 +39,25 @@ def interpreter_ms(content, pixels, threads, runs):
     return 1000 * median_seconds(interpreter.invoke, warmup=1, repeats=runs)
 
 
-def depthwise_rows(args):
-    """One DepthwiseConv2D through the TFLite converter (float32 and full int8) per kernel."""
+def conv_rows(args):
+    """One conv layer on ConvNeXt-T's first-stage map (56x56x96) through the TFLite converter, float32
+    and full int8: depthwise 3x3 / 5x5 / 7x7 as one op and 7x7 in row bands, and the dense 1x1 and
+    3x3 convs for what int8 buys where XNNPACK has fast kernels on this CPU."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
     shape = (56, 56, 96)
     calibration = rng.normal(size=(8, *shape)).astype("float32")
+    cases = [("depthwise 3x3", keras.layers.DepthwiseConv2D(3, padding="same"), False),
+             ("depthwise 5x5", keras.layers.DepthwiseConv2D(5, padding="same"), False),
+             ("depthwise 7x7", keras.layers.DepthwiseConv2D(7, padding="same"), False),
+             ("depthwise 7x7 in row bands", keras.layers.DepthwiseConv2D(7, padding="same"), True),
+             ("conv 1x1 96->384", keras.layers.Conv2D(384, 1), False),
+             ("conv 3x3 96->96", keras.layers.Conv2D(96, 3, padding="same"), False)]
     rows = []
-    for label, kernel, banded in (("3x3", 3, False), ("5x5", 5, False), ("7x7", 7, False),
-                                  ("7x7 in row bands", 7, True)):
-        model = keras.Sequential([keras.Input(shape), keras.layers.DepthwiseConv2D(kernel, padding="same")])
-        row = {"conv": label, "taps": kernel * kernel, "bands": len(row_bands(kernel, kernel)) if banded else 1}
+    for label, layer, banded in cases:
+        model = keras.Sequential([keras.Input(shape), layer])
+        row = {"conv": label, "ops": len(row_bands(*layer.kernel_size)) if banded else 1}
         for mode in ("fp32", "int8"):
             with rewrites.for_xnnpack(model, enabled=banded):  # the conversion traces inside
                 converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -59,11 +67,11 @@ def depthwise_rows(args):
                     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
                 content = converter.convert()
             row[f"{mode}_ms"] = interpreter_ms(content, calibration[:1], args.threads, args.runs)
+        row["int8_vs_fp32"] = row["int8_ms"] / row["fp32_ms"]
         rows.append(row)
-    base = next(r for r in rows if r["conv"] == "5x5")
+    base = next(r for r in rows if r["conv"] == "depthwise 5x5")
     for r in rows:
-        r["fp32_vs_5x5"] = r["fp32_ms"] / base["fp32_ms"]
-        r["int8_vs_5x5"] = r["int8_ms"] / base["int8_ms"]
+        r["fp32_vs_dw5x5"] = r["fp32_ms"] / base["fp32_ms"]
     return rows
 
 
@@ -97,14 +105,14 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--calibration", type=int, default=8, help="random calibration images for int8")
-    p.add_argument("--skip-depthwise", action="store_true")
+    p.add_argument("--skip-layers", action="store_true", help="skip part 1 (single layers)")
     args = p.parse_args()
     print(f"TFLite with XNNPACK, {args.threads} thread(s), batch 1, median of {args.runs} runs")
-    convs = [] if args.skip_depthwise else depthwise_rows(args)
+    convs = [] if args.skip_layers else conv_rows(args)
     if convs:
-        print_table(convs, [("conv", "depthwise conv 56x56x96", "{}"), ("bands", "ops", "{}"),
-                            ("fp32_ms", "fp32 ms", "{:.2f}"), ("fp32_vs_5x5", "vs 5x5", "{:.1f}x"),
-                            ("int8_ms", "int8 ms", "{:.2f}"), ("int8_vs_5x5", "vs 5x5", "{:.1f}x")])
+        print_table(convs, [("conv", "layer on 56x56x96", "{}"), ("ops", "ops", "{}"),
+                            ("fp32_ms", "fp32 ms", "{:.2f}"), ("fp32_vs_dw5x5", "fp32 vs dw 5x5", "{:.1f}x"),
+                            ("int8_ms", "int8 ms", "{:.2f}"), ("int8_vs_fp32", "int8 vs fp32", "{:.2f}x")])
     models = [row for name in args.models for row in model_rows(name, args)]
     if models:
         print()
@@ -113,7 +121,7 @@ def main():
                              ("vs_plain_fp32", "vs plain fp32", "{:.2f}x"), ("partitions", "XNNPACK parts", "{}"),
                              ("outside", "ops outside XNNPACK", "{}")])
     write_json("tflite_kernels", {"threads": args.threads, "runs": args.runs, "size": args.size,
-                                  "depthwise": convs, "models": models})
+                                  "layers": convs, "models": models})
 
 
 if __name__ == "__main__":

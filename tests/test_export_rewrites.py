@@ -3,6 +3,8 @@
 The rewrites must compute what the Keras layer computes (only the TFLite graph changes, the
 Keras model is left as it was), and the delegation report must find the ops XNNPACK leaves out.
 """
+import itertools
+
 import keras
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ def test_row_bands_cover_the_kernel_in_bands_of_at_most_25_taps():
     assert rewrites.row_bands(5, 5) == [(0, 5)]
     for kh, kw in ((7, 7), (11, 3), (6, 5)):
         bands = rewrites.row_bands(kh, kw)
-        assert bands[0][0] == 0 and bands[-1][1] == kh and all(a[1] == b[0] for a, b in zip(bands, bands[1:]))
+        assert bands[0][0] == 0 and bands[-1][1] == kh and all(a[1] == b[0] for a, b in itertools.pairwise(bands))
         assert all((end - start) * kw <= rewrites.MAX_TAPS for start, end in bands)
 
 

@@ -68,16 +68,17 @@ def banded_depthwise_call(layer, inputs, max_taps=MAX_TAPS, **_):
 
 
 @contextlib.contextmanager
-def _patched_calls(model, wanted, call):
-    """While inside, each layer of `model` for which wanted(layer) computes with call(layer, ...)."""
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True) if wanted(layer)]
+def banded_depthwise_convs(model, max_taps=MAX_TAPS):
+    """While inside, every large depthwise conv of `model` computes in row bands. Yields their number."""
+    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+              if needs_bands(layer, max_taps)]
     try:
         for layer in layers:
-            layer.call = functools.partial(call, layer)
+            layer.call = functools.partial(banded_depthwise_call, layer, max_taps=max_taps)
         yield len(layers)
     finally:
         for layer in layers:
-            layer.__dict__.pop("call", None)
+            layer.__dict__.pop("call", None)  # back to the class's call
 
 
 @contextlib.contextmanager
@@ -101,5 +102,5 @@ def for_xnnpack(model, enabled=True):
     with contextlib.ExitStack() as stack:
         stack.enter_context(split_grouped_convs(model))
         if enabled:
-            stack.enter_context(_patched_calls(model, needs_bands, banded_depthwise_call))
+            stack.enter_context(banded_depthwise_convs(model))
         yield
