@@ -7,7 +7,9 @@ taps in one pass, above that a multi-pass path many times slower), and dense 1x1
 int8 buys on this CPU where XNNPACK has fast kernels for both).
 Part 2, whole models at --size px (random weights: latency only): float32 and the family's
 int8 mode, each traced as Keras computes it (`plain`) and through the rewrites (`rewritten`),
-with batch-1 latency, the ratio to plain float32 in the same run, and what XNNPACK runs.
+with batch-1 latency, the ratio to plain float32 in the same run, and what XNNPACK runs (a model
+with nothing to rewrite, such as ResNet-50, gets one row per mode). The variants of a table row
+group are timed in turns, so that load from elsewhere on a shared machine shifts them alike.
 
     python benchmarks/tflite_kernels.py                                  # convnext_t resnet50, 224 px
     python benchmarks/tflite_kernels.py --models convnext_atto --size 96 --runs 5
@@ -16,27 +18,43 @@ Prints the tables and writes benchmarks/results/tflite_kernels.json.
 """
 import argparse
 import os
+import time
 
 import keras
 import numpy as np
+from common import print_table, write_json
 
-from common import median_seconds, print_table, write_json
 from kconvnext.export import quantization, rewrites, tflite
 from kconvnext.export.rewrites import row_bands
 from kconvnext.models import create_model
 
 
-def interpreter_ms(content, pixels, threads, runs):
-    interpreter = tflite.make_interpreter(content, num_threads=threads)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    x = pixels
-    if detail["dtype"] != np.float32:
-        scale, zero = detail["quantization"]
-        info = np.iinfo(detail["dtype"])
-        x = np.clip(np.round(pixels / scale + zero), info.min, info.max).astype(detail["dtype"])
-    interpreter.set_tensor(detail["index"], x)
-    return 1000 * median_seconds(interpreter.invoke, warmup=1, repeats=runs)
+def interleaved_ms(contents, pixels, threads, runs):
+    """Median batch-1 ms of each TFLite model, timed in turns (one invoke of each per round).
+
+    On a shared machine load comes and goes; timing the variants round-robin makes a slow moment
+    cost every variant alike, so the ratios between them hold even when the absolute numbers drift.
+    """
+    invokes = []
+    for content in contents:
+        interpreter = tflite.make_interpreter(content, num_threads=threads)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        x = pixels
+        if detail["dtype"] != np.float32:
+            scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            x = np.clip(np.round(pixels / scale + zero), info.min, info.max).astype(detail["dtype"])
+        interpreter.set_tensor(detail["index"], x)
+        interpreter.invoke()  # warm-up
+        invokes.append(interpreter.invoke)
+    times = [[] for _ in invokes]
+    for _ in range(runs):
+        for invoke, spent in zip(invokes, times):
+            start = time.perf_counter()
+            invoke()
+            spent.append(time.perf_counter() - start)
+    return [1000 * float(np.median(spent)) for spent in times]
 
 
 def conv_rows(args):
@@ -58,6 +76,7 @@ def conv_rows(args):
     for label, layer, banded in cases:
         model = keras.Sequential([keras.Input(shape), layer])
         row = {"conv": label, "ops": len(row_bands(*layer.kernel_size)) if banded else 1}
+        contents = []
         for mode in ("fp32", "int8"):
             with rewrites.for_xnnpack(model, enabled=banded):  # the conversion traces inside
                 converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -65,8 +84,8 @@ def conv_rows(args):
                     converter.optimizations = [tf.lite.Optimize.DEFAULT]
                     converter.representative_dataset = lambda: ([x[None]] for x in calibration)
                     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                content = converter.convert()
-            row[f"{mode}_ms"] = interpreter_ms(content, calibration[:1], args.threads, args.runs)
+                contents.append(converter.convert())
+        row["fp32_ms"], row["int8_ms"] = interleaved_ms(contents, calibration[:1], args.threads, args.runs)
         row["int8_vs_fp32"] = row["int8_ms"] / row["fp32_ms"]
         rows.append(row)
     base = next(r for r in rows if r["conv"] == "depthwise 5x5")
@@ -80,16 +99,21 @@ def model_rows(name, args):
     rng = np.random.default_rng(0)
     calibration = rng.uniform(0, 255, (args.calibration, args.size, args.size, 3)).astype("float32")
     int8 = quantization.resolve("int8", model)
-    rows = []
+    variants = []
     for mode in ("none", int8):
+        plain = None
         for rewrite in (False, True):
             content = tflite.convert(model, args.size, mode, calibration, rewrite=rewrite)
-            delegation = tflite.delegation(content)
-            rows.append({"model": name, "mode": "fp32" if mode == "none" else mode,
-                         "trace": "rewritten" if rewrite else "plain",
-                         "ms": interpreter_ms(content, calibration[:1], args.threads, args.runs),
-                         "partitions": delegation.partitions,
-                         "outside_xnnpack": delegation.outside})
+            if content == plain:
+                continue  # nothing in this model to rewrite: the same graph, timed once
+            plain = content
+            variants.append(({"model": name, "mode": "fp32" if mode == "none" else mode,
+                              "trace": "rewritten" if rewrite else "plain"}, content))
+    timings = interleaved_ms([c for _, c in variants], calibration[:1], args.threads, args.runs)
+    rows = []
+    for (row, content), ms in zip(variants, timings):
+        delegation = tflite.delegation(content)
+        rows.append({**row, "ms": ms, "partitions": delegation.partitions, "outside_xnnpack": delegation.outside})
     keras.backend.clear_session()
     base = rows[0]["ms"]
     for r in rows:
