@@ -43,7 +43,7 @@ from common import median_seconds  # noqa: E402
 from train_export_models import run_folder  # noqa: E402
 
 DATA = Path(os.environ.get("KCONVNEXT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "cats_and_dogs_filtered"
-TRAINED = [run_folder("resnet18", 96), run_folder("convnext_atto", 96)]
+TRAINED = [run_folder("resnet18", 224), run_folder("convnext_atto", 224)]
 LATENCY_MODELS = ["convnext_t", "resnet50", "resnext50_32x4d"]
 SERVING_MODELS = ("convnext_t", "resnet50")
 TFLITE_MODES = ("none", "fp16", "dynamic", "int8_full", "int8_mixed", "int16x8")
@@ -211,7 +211,7 @@ def goal_lines(rows):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trained", nargs="*", default=[str(t) for t in TRAINED],
-                   help="run folders / .keras files (default: runs/export-bench/*-96px); none to skip part 1")
+                   help="run folders / .keras files (default: runs/export-bench/*-224px); none to skip part 1")
     p.add_argument("--latency-models", nargs="*", default=LATENCY_MODELS, help="none to skip part 2")
     p.add_argument("--latency-size", type=int, default=224)
     p.add_argument("--latency-modes", nargs="+", default=["none", "fp16", "dynamic", "int8"])
