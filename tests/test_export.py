@@ -83,6 +83,17 @@ def _no_temp_left(folder):
 
 # ------------------------------------------------------------------ preprocessing geometry
 
+def test_agreement_counts_the_images_an_error_of_its_size_can_flip():
+    reference = np.array([[0.9, 0.1], [0.52, 0.48], [0.3, 0.7], [0.49, 0.51]], np.float32)
+    shift = np.array([[0.0, 0.0], [-0.03, 0.03], [0.01, -0.01], [0.02, -0.02]], np.float32)
+    agreement = validate.compare("tflite int8", reference + shift, reference)
+    assert agreement.top1_agreement == 0.5 and agreement.max_abs_diff == pytest.approx(0.03)
+    # Keras margins 0.8, 0.04, 0.4, 0.02: only the two within 2 x 0.03 can flip, and both did.
+    assert agreement.within_reach == 2
+    assert "2 image(s) with a Keras top-1 margin within 2x that" in agreement.line()
+    assert "margin" not in validate.compare("fp32", reference, reference).line()
+
+
 def test_export_preprocessing_is_the_validation_pipelines():
     # 300x400 -> shorter side 256 (224 / 0.875), then the central 224 crop, via kconvnext.data.
     image = np.arange(300 * 400 * 3, dtype=np.float32).reshape(300, 400, 3) % 251

@@ -97,15 +97,22 @@ class Agreement:
     images: str = ""  # where the images came from
     accuracy: float = None  # of the export, when labels are known
     keras_accuracy: float = None
+    # Images whose Keras top-1 leads the runner-up by at most 2 x max_abs_diff: the only ones an
+    # error of this size can flip. Many of them means the model is unsure, not the export broken.
+    within_reach: int = 0
+
 
     def line(self):
         acc = ""
         if self.accuracy is not None:
             delta = 100 * (self.accuracy - self.keras_accuracy)
             acc = f", accuracy {self.accuracy:.3f} (Keras {self.keras_accuracy:.3f}, {delta:+.1f} pt)"
+        reach = ""
+        if self.top1_agreement < 1:
+            reach = f" ({self.within_reach} image(s) with a Keras top-1 margin within 2x that)"
         return (f"{self.name}: top-1 agreement {self.top1_agreement * 100:.1f}% "
                 f"({round(self.top1_agreement * self.num_images)}/{self.num_images}), "
-                f"max |dp| {self.max_abs_diff:.2e}{acc}")
+                f"max |dp| {self.max_abs_diff:.2e}{reach}{acc}")
 
     def to_dict(self):
         return asdict(self)
@@ -115,14 +122,16 @@ def compare(name, probs, reference, images=None):
     probs, reference = np.asarray(probs, np.float32), np.asarray(reference, np.float32)
     if probs.shape != reference.shape:
         raise ValueError(f"{name}: output shape {probs.shape} != Keras {reference.shape}.")
-    agreement = Agreement(
+    max_abs_diff = float(np.abs(probs - reference).max())
+    top2 = np.sort(reference, axis=-1)[:, -2:]
+    return Agreement(
         name=name,
         num_images=len(probs),
         top1_agreement=float(np.mean(probs.argmax(-1) == reference.argmax(-1))),
-        max_abs_diff=float(np.abs(probs - reference).max()),
+        max_abs_diff=max_abs_diff,
         images=images.source if images is not None else "",
+        within_reach=int(np.sum(top2[:, 1] - top2[:, 0] <= 2 * max_abs_diff)),
     )
-    return agreement
 
 
 def add_accuracy(agreement, probs, reference, images, class_names):
