@@ -68,11 +68,7 @@ def tflite_latency(path, pixels, threads, runs, batch, xnnpack=True, budget_s=20
     if batch != detail["shape"][0]:
         interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
     interpreter.allocate_tensors()
-    x = np.repeat(pixels[:1], batch, axis=0)
-    if detail["dtype"] != np.float32:
-        scale, zero = detail["quantization"]
-        x = np.clip(np.round(x / scale + zero), 0, 255).astype(detail["dtype"])
-    interpreter.set_tensor(detail["index"], x)
+    interpreter.set_tensor(detail["index"], tflite.quantize_input(np.repeat(pixels[:1], batch, axis=0), detail))
     return ms(interpreter.invoke, runs, budget_s)
 
 

@@ -22,8 +22,8 @@ import time
 
 import keras
 import numpy as np
-from common import print_table, write_json
 
+from common import print_table, write_json
 from kconvnext.export import quantization, rewrites, tflite
 from kconvnext.export.rewrites import row_bands
 from kconvnext.models import create_model
@@ -40,12 +40,7 @@ def interleaved_ms(contents, pixels, threads, runs):
         interpreter = tflite.make_interpreter(content, num_threads=threads)
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
-        x = pixels
-        if detail["dtype"] != np.float32:
-            scale, zero = detail["quantization"]
-            info = np.iinfo(detail["dtype"])
-            x = np.clip(np.round(pixels / scale + zero), info.min, info.max).astype(detail["dtype"])
-        interpreter.set_tensor(detail["index"], x)
+        interpreter.set_tensor(detail["index"], tflite.quantize_input(pixels, detail))
         interpreter.invoke()  # warm-up
         invokes.append(interpreter.invoke)
     times = [[] for _ in invokes]
@@ -101,14 +96,11 @@ def model_rows(name, args):
     int8 = quantization.resolve("int8", model)
     variants = []
     for mode in ("none", int8):
-        plain = None
-        for rewrite in (False, True):
-            content = tflite.convert(model, args.size, mode, calibration, rewrite=rewrite)
-            if content == plain:
-                continue  # nothing in this model to rewrite: the same graph, timed once
-            plain = content
-            variants.append(({"model": name, "mode": "fp32" if mode == "none" else mode,
-                              "trace": "rewritten" if rewrite else "plain"}, content))
+        plain, rewritten = (tflite.convert(model, args.size, mode, calibration, rewrite=r) for r in (False, True))
+        row = {"model": name, "mode": "fp32" if mode == "none" else mode}
+        variants.append(({**row, "trace": "plain"}, plain))
+        if rewritten != plain:  # else nothing in this model to rewrite: the same graph, timed once
+            variants.append(({**row, "trace": "rewritten"}, rewritten))
     timings = interleaved_ms([c for _, c in variants], calibration[:1], args.threads, args.runs)
     rows = []
     for (row, content), ms in zip(variants, timings):

@@ -184,6 +184,16 @@ def _conversion_error(name, quantize, text):
     return f"{name} cannot be converted to TFLite ({quantize}) with built-in ops only: {detail}"
 
 
+def quantize_input(pixels, detail):
+    """Float [0, 255] pixels -> what the model's input takes (an int input by its scale and zero point)."""
+    pixels = np.asarray(pixels, np.float32)
+    if detail["dtype"] == np.float32:
+        return pixels
+    scale, zero = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(pixels / scale + zero), info.min, info.max).astype(detail["dtype"])
+
+
 class Runner:
     """Runs a .tflite model on float [0, 255] pixels, one image at a time; returns probabilities."""
 
@@ -192,16 +202,8 @@ class Runner:
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         self.input = self.runner.get_input_details()["images"]
 
-    def _prepare(self, image):
-        image = np.asarray(image, np.float32)[None]
-        if self.input["dtype"] == np.float32:
-            return image
-        scale, zero = self.input["quantization"]
-        info = np.iinfo(self.input["dtype"])
-        return np.clip(np.round(image / scale + zero), info.min, info.max).astype(self.input["dtype"])
-
     def prepare(self, pixels):
-        return [self._prepare(x) for x in pixels]
+        return [quantize_input(np.asarray(x)[None], self.input) for x in pixels]
 
     def run_prepared(self, prepared):
         return self.runner(images=prepared)

@@ -101,7 +101,6 @@ class Agreement:
     # error of this size can flip. Many of them means the model is unsure, not the export broken.
     within_reach: int = 0
 
-
     def line(self):
         acc = ""
         if self.accuracy is not None:
