@@ -65,9 +65,10 @@ def run(args):
             print(f"{p.model:<18} {p.tag:<12} {top1}  {p.license or '?':<13} {p.url}" + (f"  ({p.note})" if p.note else ""))
         return 0
     rows = model_table(args.family, args.image_size, args.num_classes, args.small_input)
-    print(f"{'model':<20} {'family':<9} {'params':>14} {'GFLOPs':>8} {'size':>5}  weights=")
+    width = max(20, *(len(r["model"]) + 1 for r in rows))  # the roadmap steps' long names keep their column
+    print(f"{'model':<{width}} {'family':<9} {'params':>14} {'GFLOPs':>8} {'size':>5}  weights=")
     for r in rows:
-        print(f"{r['model']:<20} {r['family']:<9} {r['params']:>14,} {r['gflops']:>8.2f} {r['image_size']:>5}  "
+        print(f"{r['model']:<{width}} {r['family']:<9} {r['params']:>14,} {r['gflops']:>8.2f} {r['image_size']:>5}  "
               f"{', '.join(r['weights']) or '-'}")
     print("\nweights: create_model(name, weights=TAG) / --set pretrained=TAG; `cli.py models --weights` lists each "
           "tag's source, ImageNet top-1 and licence.")

@@ -446,6 +446,13 @@ def _fetch_pretrained_early(model, family, dataset, config):
     if not is_preset_name(config.pretrained):
         return
     preset = get_preset(get_spec(model).name, config.pretrained)
+    from kconvnext.training.model_setup import model_kwargs
+    from kconvnext.weights.pretrained import converted_cache_path
+
+    # Converted once already: the checkpoint itself is never read again (it may have been deleted).
+    # (num_classes and normalization are head/runtime options: they do not change the cache key.)
+    if converted_cache_path(preset, model_kwargs(model, config, preset.num_classes, None)).is_file():
+        return
     try:
         fetch(preset)
     except WeightsUnavailableError as err:

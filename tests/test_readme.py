@@ -1,0 +1,260 @@
+"""Every code block of README.md is executed here, as a user would run it, on ../shared/data.
+
+Each fenced block is preceded by a directive comment that says how it is checked
+(`<!-- readme-test: KIND key="value" ... -->`, invisible on GitHub):
+
+- `python`: executed statement by statement in the shared work folder, one namespace for all the
+  README's Python blocks in order (as in a notebook).
+- `needs-files`: Python that reads checkpoint files only the user has (no test can make a real-size
+  official/timm/torchvision file without torch): each statement must run or stop with an error that
+  names the missing file, the point where the user's file is needed.
+- `bash`: every `python cli.py ...` command runs in a subprocess in the shared work folder, in README
+  order, so later blocks read what earlier ones wrote (run folders, exports). `append="..."` adds
+  arguments to `train`/`compare` commands so they finish in seconds on this CPU (fewer images, smaller
+  images, one epoch); nothing else of the command changes.
+- `output`: the block is what `cmd="..."` prints: that command runs and every line of the block, digits
+  masked and spaces collapsed, must start the matching output line, in order (`...` skips lines).
+- `setup`: the set-up lines; the install and test commands must be the ones `.ci/run` runs.
+- `serving`: the TF Serving container and curl: the container is a download (checked up to it): the
+  mounted folder must hold a numbered SavedModel version, and the request body is sent to the
+  SavedModel's serving signature as TF Serving would, answering with the keys the block shows.
+
+The network is never reached: the weights presets the blocks name are served from a cache of random
+weights in the converted-weights format (the real load path after the first download), and every
+subprocess gets a proxy on a closed loopback port, so a download fails at once instead of reaching out.
+"""
+import ast
+import base64
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SHARED_DATA
+
+README = ROOT / "README.md"
+DIRECTIVE = re.compile(r"<!--\s*readme-test:\s*([\w-]+)(.*?)-->")
+OPTION = re.compile(r'(\w[\w-]*)="((?:[^"\\]|\\.)*)"')
+# Presets the README's blocks load by tag; each gets random weights in the converted cache.
+PRESETS = [("convnext_t", "imagenet"), ("convnext_t", "imagenet22k"), ("resnet50", "imagenet")]
+NO_NETWORK = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+              "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
+
+
+def readme_blocks(text=None):
+    """[(kind, options, language, code, line)] for every fenced block, in order."""
+    lines = (text if text is not None else README.read_text(encoding="utf-8")).splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith("```"):
+            language, start = lines[i][3:].strip(), i
+            j = i + 1
+            while not lines[j].startswith("```"):
+                j += 1
+            directive = next((DIRECTIVE.search(lines[k]) for k in range(start - 1, max(start - 3, -1), -1)
+                              if DIRECTIVE.search(lines[k])), None)
+            kind = directive.group(1) if directive else None
+            options = dict(OPTION.findall(directive.group(2))) if directive else {}
+            blocks.append((kind, options, language, "\n".join(lines[start + 1:j]), start + 1))
+            i = j + 1
+        else:
+            i += 1
+    return blocks
+
+
+def cli_commands(code):
+    """The `python cli.py ...` / `kconvnext ...` commands of a bash block, continuation lines joined,
+    comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", code)
+    commands = []
+    for line in joined.splitlines():
+        for part in line.split("&&"):
+            part = part.split(" #", 1)[0].strip()
+            if part.startswith(("python cli.py ", "kconvnext ")):
+                commands.append(part)
+    return commands
+
+
+def test_every_readme_block_has_a_directive():
+    missing = [line for kind, _, _, _, line in readme_blocks() if kind is None]
+    assert not missing, f"README.md blocks at lines {missing} have no <!-- readme-test: ... --> directive"
+
+
+def test_setup_commands_are_the_ones_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text().replace("install -q ", "install ")  # quiet in CI, same command
+    setups = [code for kind, _, _, code, _ in readme_blocks() if kind == "setup"]
+    assert setups, "README.md must start with the set-up block"
+    first = readme_blocks()[0]
+    assert first[0] == "setup", "the first README block is the set-up + main job / tests commands"
+    test_line = [line for line in setups[0].splitlines() if "pytest" in line][0]
+    for step in ('-m venv', 'install -e ".[test]"', "python -m pytest -q"):
+        assert step in test_line and step in ci, f"{step!r} must be in README's test line and in .ci/run"
+
+
+def test_cli_commands_parse():
+    """Every documented command line is accepted by the CLI's parser (no TensorFlow needed for this)."""
+    from kconvnext.commands import build_parser
+
+    parser = build_parser()
+    for kind, _, language, code, line in readme_blocks():
+        if language == "bash":
+            for command in cli_commands(code):
+                argv = cli_arguments(command)
+                try:
+                    parser.parse_args(argv)
+                except SystemExit as exit_:
+                    pytest.fail(f"README line {line}: {command!r} is rejected by the parser (exit {exit_.code})")
+
+
+# --- running the blocks ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, shared_data):
+    """A user's folder: cli.py and recipes/ as in a checkout, ../shared/data beside it, a home with
+    ~/photos (a class-folder tree) and a weights cache for the presets the README loads."""
+    base = tmp_path_factory.mktemp("readme")
+    work = base / "main"
+    work.mkdir()
+    (base / "shared").symlink_to(shared_data.parent, target_is_directory=True)
+    for name in ("cli.py", "recipes"):
+        (work / name).symlink_to(ROOT / name)
+    home = base / "home"
+    for split in ("cats", "dogs"):
+        source = sorted((shared_data / "cats_and_dogs_filtered" / "train" / split).glob("*.jpg"))[:12]
+        (home / "photos" / split).mkdir(parents=True)
+        for path in source:
+            shutil.copy(path, home / "photos" / split / path.name)
+    shutil.copy(source[0], work / "cat.jpg")
+    weights = base / "weights"
+    _random_weights_cache(weights)
+    env = {**os.environ, **NO_NETWORK, "HOME": str(home), "KCONVNEXT_WEIGHTS_DIR": str(weights),
+           "KCONVNEXT_DATA_DIR": str(shared_data), "KCONVNEXT_CACHE_DIR": str(base / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
+    return {"work": work, "env": env, "weights": weights}
+
+
+def _random_weights_cache(root):
+    """What the first download leaves: the converted weights of each preset, here random."""
+    code = (
+        "import sys\n"
+        "from kconvnext.models import create_model\n"
+        "from kconvnext.weights.presets import get_preset\n"
+        "from kconvnext.weights.pretrained import converted_cache_path, reference_kwargs\n"
+        "for model, tag in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        "    preset = get_preset(model, tag)\n"
+        "    path = converted_cache_path(preset)\n"
+        "    path.parent.mkdir(parents=True, exist_ok=True)\n"
+        "    create_model(model, **reference_kwargs(None, preset)).save_weights(str(path))\n"
+    )
+    args = [a for pair in PRESETS for a in pair]
+    env = {**os.environ, "KCONVNEXT_WEIGHTS_DIR": str(root), "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code, *args], check=True, env=env, timeout=600)
+
+
+def cli_arguments(command):
+    """The arguments after the program: `python cli.py` or the `kconvnext` console script."""
+    words = shlex.split(command)
+    return words[2:] if words[0] == "python" else words[1:]
+
+
+def run_cli(command, workspace, append="", expect=0):
+    args = cli_arguments(command)
+    if append and args[0] in ("train", "compare"):
+        args += shlex.split(append)
+    if command.startswith("kconvnext "):  # the console script pip installed beside this Python
+        script = Path(sys.executable).parent / "kconvnext"
+        assert script.is_file(), f"the kconvnext console script is not installed beside {sys.executable}"
+        argv = [str(script), *args]
+    else:
+        argv = [sys.executable, "cli.py", *args]
+    result = subprocess.run(argv, cwd=workspace["work"], env=workspace["env"], capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == expect, (
+        f"{' '.join(argv[1:])} exited {result.returncode} (expected {expect}):\n"
+        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr
+
+
+def _masked(line):
+    return " ".join(re.sub(r"\d+", "#", line).split())
+
+
+def assert_output_matches(block, output, what):
+    """Every block line (digits masked) starts an output line, in order; `...` skips any lines."""
+    out = [_masked(line) for line in output.splitlines()]
+    position = 0
+    for line in block.splitlines():
+        if line.strip() in ("...", ""):
+            continue
+        want = _masked(line)
+        while position < len(out) and not out[position].startswith(want):
+            position += 1
+        assert position < len(out), f"{what}: README line {line!r} not found (in order) in the output:\n{output}"
+        position += 1
+
+
+def run_python_block(code, workspace, line, namespace, needs_files=False):
+    cwd, env = os.getcwd(), dict(os.environ)
+    os.chdir(workspace["work"])
+    os.environ.update({k: v for k, v in workspace["env"].items() if k.startswith(("KCONVNEXT_", "HTTP", "http"))})
+    try:
+        for statement in ast.parse(code).body:
+            compiled = compile(ast.Module([statement], []), f"README.md:{line + statement.lineno}", "exec")
+            if not needs_files:
+                exec(compiled, namespace)
+                continue
+            files = re.findall(r'"([^"]+\.(?:pth|safetensors))"', ast.unparse(statement))
+            with pytest.raises((FileNotFoundError, ValueError)) as error:
+                exec(compiled, namespace)
+            assert files and any(f in str(error.value) for f in files), (
+                f"README.md line {line + statement.lineno}: the error does not name the file: {error.value}")
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+
+
+def check_serving(code, workspace):
+    """docker run: the mounted folder holds a numbered SavedModel; curl: the body answers as shown."""
+    import tensorflow as tf
+
+    mount = re.search(r'-v "\$PWD/([^:]+):/models/', code).group(1)
+    versions = sorted(p for p in (workspace["work"] / mount).iterdir() if p.name.isdigit())
+    assert versions and (versions[-1] / "saved_model.pb").is_file(), f"{mount} holds no SavedModel version"
+    image = re.search(r"base64 -w0 (\S+?)\)", code).group(1)
+    body = {"instances": [{"b64": base64.b64encode((workspace["work"] / image).read_bytes()).decode()}]}
+    served = tf.saved_model.load(str(versions[-1])).signatures["serving_default"]
+    outputs = served(tf.constant([base64.b64decode(body["instances"][0]["b64"])]))
+    shown = json.loads(re.search(r"# (\{.*\})", code).group(1))["predictions"][0]
+    assert set(shown) == set(outputs), f"README shows {sorted(shown)}; the signature returns {sorted(outputs)}"
+
+
+@pytest.mark.slow
+def test_readme_blocks_run(workspace):
+    """The README from top to bottom, as a user runs it (one shared folder, in order)."""
+    namespace = {"__name__": "__readme__"}
+    for kind, options, language, code, line in readme_blocks():
+        where = f"README.md line {line}"
+        if kind in ("python", "needs-files"):
+            run_python_block(code, workspace, line, namespace, needs_files=kind == "needs-files")
+        elif kind == "bash":
+            for command in cli_commands(code):
+                run_cli(command, workspace, options.get("append", ""), int(options.get("expect", 0)))
+        elif kind == "output":
+            output = run_cli(options["cmd"], workspace, expect=int(options.get("expect", 0)))
+            output = output.replace(str(workspace["weights"]), "~/.keras/models/kconvnext")
+            assert_output_matches(code, output, where)
+        elif kind == "serving":
+            check_serving(code, workspace)
+        elif kind == "setup":
+            for command in cli_commands(code):
+                run_cli(command, workspace, options.get("append", ""))
+        else:
+            pytest.fail(f"{where}: unknown directive {kind!r}")
