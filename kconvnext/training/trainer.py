@@ -13,14 +13,12 @@ import contextlib
 import dataclasses
 import math
 import time
-import warnings
 from pathlib import Path
 
 import keras
 import yaml
 
-from kconvnext.data.epochs import (batches_per_epoch, fast_forward, first_batches, skipping_first_batches,
-                                   with_known_length)
+from kconvnext.data.epochs import batches_per_epoch, fast_forward, first_batches, skipping_first_batches
 from kconvnext.files import save_model_atomic, write_json_atomic, write_text_atomic
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
@@ -222,7 +220,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             data = data()
         bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, config.seed, print_fn)
         steps = batches_per_epoch(bundle.train, bundle.train_count, config.batch_size)
-        train_ds = with_known_length(bundle.train, steps)
+        train_ds = bundle.train
         if config.budget_minutes and plan is None:
             with strategy.scope():
                 plan = _measure_budget(model, config, bundle, steps)
@@ -370,7 +368,6 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
         guard, throughput, position, checkpoint,
         keras.callbacks.CSVLogger(str(logs_dir / "training.csv"), append=bool(resume)),
     ] + _tensorboard(logs_dir, print_fn) + list(extra) + ([swap] if swap else [])
-    warnings.filterwarnings("ignore", message="Your input ran out of data")  # unknown-length datasets
     _build_without_training_data(net, bundle.validation)
     if swap is not None:
         _average_buffers(net, print_fn)
