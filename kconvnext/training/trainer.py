@@ -34,6 +34,7 @@ from kconvnext.training.optimizer import model_buffers
 from kconvnext.training.plots import plot_confusion, plot_history
 from kconvnext.training.recipes import load_recipe
 from kconvnext.training.selection import selected_on, selection_split
+from kconvnext.training.signals import Terminated, sigterm_as_interrupt
 from kconvnext.training.summary import end_summary, start_summary
 
 DATASETS = ("catsdogs", "cifar10", "folder")
@@ -270,8 +271,9 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             history, ips = fit_multiworker(net, train_ds, bundle, config, strategy, run_dir, state,
                                            initial_epoch, steps, print_fn=print_fn, skip=mid_epoch)
         else:
-            history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
-                                verbose, print_fn, callbacks or [], mid_epoch)
+            with sigterm_as_interrupt():  # a scheduler's stop saves like Ctrl-C (kept through the save)
+                history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
+                                    verbose, print_fn, callbacks or [], mid_epoch)
         result = TrainResult(
             run_dir=run_dir, model=net, config=config, history=history,
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
@@ -378,7 +380,7 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
         with skipping_first_batches(net, mid_epoch):
             net.fit(train_ds, validation_data=monitored, epochs=config.epochs,
                     initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (signals.Terminated)
         if swap is not None and swap._ema_weights_in_model:
             cb._swap_ema(net)
         if cb._finite(net):
@@ -387,7 +389,8 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
             state["interrupted_at"] = {"batches": position.batches, "optimizer_steps": int(
                 keras.ops.convert_to_numpy(net.optimizer.iterations))}
             RunFolder(run_dir).write_state(state)
-            print_fn(f"\ninterrupted: saved {checkpoint.last_path} (mid-epoch: {position.batches} of {steps} "
+            cause = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+            print_fn(f"\n{cause}: saved {checkpoint.last_path} (mid-epoch: {position.batches} of {steps} "
                      f"batches of epoch {state.get('completed_epochs', 0) + 1}; resume continues after them). "
                      f"Resume with the same command + --resume.")
         raise
