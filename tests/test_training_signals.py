@@ -36,10 +36,11 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_and_restores_the_handler(tmp_path)
         signal.signal(signal.SIGTERM, previous)
     assert issubclass(Terminated, KeyboardInterrupt)
     state = json.loads((tmp_path / "run/state.json").read_text())
-    assert state["interrupted"] and state["interrupted_at"]["batches"] == 2
-    assert int(keras.models.load_model(tmp_path / "run/checkpoints/last.keras").optimizer.iterations) == 2
+    # Signalled after batch 2's callbacks had checked: stops at the end of batch 3, position exact.
+    assert state["interrupted"] and state["interrupted_at"] == {"batches": 3, "optimizer_steps": 3}
+    assert int(keras.models.load_model(tmp_path / "run/checkpoints/last.keras").optimizer.iterations) == 3
     assert any(line.lstrip().startswith("terminated (SIGTERM): saved") for line in lines), lines
-    resumed = run(tmp_path, epochs=2)  # the same call resumes after the 2 batches and finishes
+    resumed = run(tmp_path, epochs=2)  # the same call resumes after the 3 batches and finishes
     assert resumed.epochs_completed == 2 and int(resumed.model.optimizer.iterations) == 2 * 4
 
 
@@ -55,19 +56,22 @@ def test_handler_only_in_the_main_thread_and_only_inside():
     thread.start()
     thread.join()
     assert seen == [previous]
-    with sigterm_as_interrupt():
-        assert signal.getsignal(signal.SIGTERM) is not previous
-        with pytest.raises(Terminated):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)  # (the handler runs at the next bytecode; this is never reached in full)
-        os.kill(os.getpid(), signal.SIGTERM)  # a second SIGTERM (during the save) is swallowed
+    with sigterm_as_interrupt() as stop:
+        stop.on_train_batch_end(0)  # nothing received: training goes on
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # a second one (during the save) changes nothing
+        deadline = time.monotonic() + 60  # delivery is asynchronous; a hang guard, not a threshold
+        while stop.received is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(Terminated, match="SIGTERM"):  # at the batch end, where the position is exact
+            stop.on_train_batch_end(1)
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
 @pytest.mark.slow
 def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path, catsdogs_dir):
     run_dir = tmp_path / "run"
-    # 96 images at batch 8: 12 steps an epoch, the time estimate is printed after the 7th.
+    # 96 images (86 to train on) at batch 8: 10 steps an epoch, the time estimate is printed after the 7th.
     argv = cli("train", "catsdogs", "convnext_atto", "--data-dir", catsdogs_dir, "--output", run_dir,
                "--epochs", "2", *TINY, "--set", "limit=96")
     proc = subprocess.Popen(argv, env={**env(), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
@@ -85,8 +89,9 @@ def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path
     assert "terminated (SIGTERM): saved" in output, output[-3000:]
     state = json.loads((run_dir / "state.json").read_text())
     assert state["interrupted"] and (run_dir / "checkpoints/last.keras").is_file()
-    stopped_at = state.get("completed_epochs", 0) * 12 + state["interrupted_at"]["batches"]
-    assert 0 < stopped_at < 24
+    steps = json.loads((run_dir / "run.json").read_text())["steps_per_epoch"]
+    assert state["interrupted_at"]["optimizer_steps"] == state.get("completed_epochs", 0) * steps + \
+        state["interrupted_at"]["batches"] < 2 * steps  # stopped at a batch end, position recorded exactly
     again = subprocess.run(argv, env=env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     final = json.loads((run_dir / "state.json").read_text())
@@ -94,4 +99,5 @@ def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path
     import kconvnext.training  # noqa: F401  (registers RecipeAdamW / WarmupCosine for load_model)
 
     model = keras.models.load_model(run_dir / "checkpoints/last.keras")
-    assert int(model.optimizer.iterations) == 2 * 12  # resumed at the next batch, none trained twice
+    steps = json.loads((run_dir / "run.json").read_text())["steps_per_epoch"]
+    assert int(model.optimizer.iterations) == 2 * steps  # resumed at the next batch, none trained twice

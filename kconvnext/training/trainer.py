@@ -271,9 +271,9 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             history, ips = fit_multiworker(net, train_ds, bundle, config, strategy, run_dir, state,
                                            initial_epoch, steps, print_fn=print_fn, skip=mid_epoch)
         else:
-            with sigterm_as_interrupt():  # a scheduler's stop saves like Ctrl-C (kept through the save)
+            with sigterm_as_interrupt() as on_sigterm:  # a scheduler's stop saves like Ctrl-C
                 history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
-                                    verbose, print_fn, callbacks or [], mid_epoch)
+                                    verbose, print_fn, [on_sigterm, *(callbacks or [])], mid_epoch)
         result = TrainResult(
             run_dir=run_dir, model=net, config=config, history=history,
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
