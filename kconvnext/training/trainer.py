@@ -12,6 +12,7 @@ multiworker.py) and leaves a self-describing run folder:
 import contextlib
 import dataclasses
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.run_folder import RunFolder
 from kconvnext.training import callbacks as cb
-from kconvnext.training.budget import apply_plan, measure_train_speed, plan_budget, plan_from_state
+from kconvnext.training.budget import apply_plan, measure_costs, plan_budget, plan_from_state
 from kconvnext.training.config import merge, parse_set
 from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.errors import TrainingDiverged
@@ -171,7 +172,7 @@ def _run_info(dataset, model_name, config, bundle, recipe_path, precision, extra
 
 
 def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=None, data=None,
-          verbose=1, print_fn=print, overrides=None, callbacks=None, **kwargs):
+          verbose=1, print_fn=print, overrides=None, callbacks=None, started=None, **kwargs):
     """Train `model` (a registered name) on `dataset` with its recipe; returns a TrainResult.
 
     recipe: file or shipped recipe name (default: recipes/<dataset>_<family>.yaml).
@@ -180,9 +181,11 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
     data: a DataBundle (skips kconvnext.data.load; tests, notebooks), or a function returning one,
         called after the strategy is set up (multi-worker needs that before any tensor exists).
     callbacks: extra keras callbacks, run after ours (single-worker fit only).
+    started: time.time() from which budget_minutes counts (default: this call; the CLI passes its
+        process start, budget.process_start_time(), so a budget covers the whole command).
     Raises TrainingDiverged on a NaN/inf loss (the last good checkpoint is kept).
     """
-    started = time.time()
+    started = time.time() if started is None else float(started)
     spec = get_spec(model)
     if data is None and dataset not in DATASETS:
         raise unknown_name_error("dataset", dataset, DATASETS)
@@ -224,7 +227,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         train_ds = bundle.train
         if config.budget_minutes and plan is None:
             with strategy.scope():
-                plan = _measure_budget(model, config, bundle, steps)
+                plan = _measure_budget(model, config, bundle, steps, started)
             state["budget_plan"] = dataclasses.asdict(plan)
             config = apply_plan(config, plan)
             keras.utils.set_random_seed(config.seed)  # the real model starts as an unbudgeted run would
@@ -291,17 +294,26 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _measure_budget(model, config, bundle, steps):
+def _measure_budget(model, config, bundle, steps, started):
     """Time a throwaway copy of the model on a validation batch (so the training data stream, and
-    with it the data order of an unbudgeted run, is untouched) and plan the budget."""
+    with it the data order of an unbudgeted run, is untouched) and plan the budget, counting what
+    the run spends outside training steps against it (budget.py)."""
     batch = next(iter(bundle.validation))
 
     def build():
         net = build_model(model, config, bundle.num_classes, bundle.normalization)
         return compile_model(net, model, config, steps, bundle.num_classes)
 
-    speed = measure_train_speed(build, batch)
-    return plan_budget(config.budget_minutes, speed, config.batch_size, steps, config.warmup_epochs)
+    with tempfile.TemporaryDirectory() as tmp:
+        costs = measure_costs(build, batch, lambda net: save_model_atomic(net, Path(tmp) / "timing.keras"))
+    monitored = getattr(bundle, "selection_count", 0) or bundle.validation_count
+    # Every epoch: validation (raw and, with EMA, the EMA weights) and last.keras + best.keras.
+    per_epoch = monitored * (2 if config.ema else 1) / costs.eval_images_per_sec + 2 * costs.save_seconds
+    # Once: what has been spent so far, tracing, and the report (load best.keras, predict validation).
+    once = (time.time() - started + costs.trace_seconds + costs.save_seconds
+            + bundle.validation_count / costs.eval_images_per_sec)
+    return plan_budget(config.budget_minutes, costs.images_per_sec, config.batch_size, steps, config.warmup_epochs,
+                       overhead_seconds=once, epoch_overhead_seconds=per_epoch)
 
 
 def _is_chief(strategy):
