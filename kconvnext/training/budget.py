@@ -45,10 +45,10 @@ class BudgetPlan:
     def describe(self):
         part = ("" if self.steps_per_epoch == self.full_steps_per_epoch else
                 f" of {self.steps_per_epoch}/{self.full_steps_per_epoch} steps (the budget is under one epoch)")
-        train_min = self.minutes - (self.overhead_seconds + self.epochs * self.epoch_overhead_seconds) / 60
+        training = self.minutes * 60 - self.overhead_seconds - self.epochs * self.epoch_overhead_seconds
         return (f"budget    {self.minutes:g} min in all: {self.overhead_seconds:.0f} s once (start, data, tracing, "
                 f"report) + {self.epoch_overhead_seconds:.1f} s an epoch (validation, checkpoints), "
-                f"~{max(train_min, 0):.2g} min of training at a measured {self.images_per_sec:.1f} img/s "
+                f"~{max(training, 0):.0f} s for training steps at a measured {self.images_per_sec:.1f} img/s "
                 f"-> {self.epochs} epoch(s){part}, warmup {self.warmup_epochs:g} ep")
 
 
