@@ -446,3 +446,37 @@ def test_selection_hold_out_is_carved_from_train_only(catsdogs_dir):
                   selection_fraction=0.25, augment=AugmentConfig.none())
     assert bundle.selection_count == 10 and bundle.train_count == 30
     assert sum(int(x.shape[0]) for x, _ in bundle.selection) == 10  # every held-out image, unaugmented
+
+
+# --- issue 21 item 1: datasets that model.fit understands ---------------------------------------------
+
+def test_fit_on_loaded_data_takes_exactly_epochs_times_batches_steps_silently(catsdogs_dir, caplog):
+    """400 training images in batches of 100: 4 steps an epoch, 12 in 3 epochs, and no "ran out of
+    data" warning (unknown cardinality made keras take 15 steps and warn every epoch)."""
+    import logging
+
+    import keras
+
+    bundle = load("catsdogs", data_dir=str(catsdogs_dir), image_size=16, batch_size=100, limit=400,
+                  augment=False, selection_fraction=0.25)
+    assert (bundle.train_count, bundle.validation_count, bundle.selection_count) == (300, 400, 100)
+    assert (len(bundle.train), len(bundle.validation), len(bundle.selection)) == (3, 4, 1)
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy")
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(bundle.train, validation_data=bundle.validation, epochs=3, verbose=0)
+    messages = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "ran out of data" in m], messages
+    assert int(model.optimizer.iterations) == 3 * 3
+    assert sum(int(x.shape[0]) for x, _ in bundle.validation) == 400  # validation keeps every image
+
+
+def test_augment_false_and_none_string_switch_augmentation_off():
+    """None/True: the recipe's augmentation (the ConvNeXt defaults); False/"none": none at all."""
+    assert AugmentConfig.resolve(None) == AugmentConfig.resolve(True) == AugmentConfig()
+    assert AugmentConfig.resolve(False) == AugmentConfig.resolve("none") == AugmentConfig.none()
+    with pytest.raises(ValueError, match="augment='full'.*False or 'none'"):
+        AugmentConfig.resolve("full")

@@ -1,5 +1,8 @@
 """A budget in minutes: measured speed -> a fixed schedule, kept across resume."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -23,6 +26,35 @@ def test_plan_under_one_epoch_shortens_the_epoch():
     assert plan.warmup_epochs == round(0.5 / 6, 4)  # 0.001 full epochs = 0.5 steps, of the 6-step epoch
     assert plan_budget(1, 10.0, 100, 500, warmup_epochs=1).warmup_epochs == 0.2  # capped at 20% of the run
     assert "under one epoch" in plan.describe()
+
+
+def test_plan_counts_overheads_against_the_budget():
+    """Issue 21 item 9: 1 min at 48.9 img/s, batch 32, 5 steps an epoch (3.3 s of steps) planned 18
+    epochs and ran 1.9+ min: startup, tracing, validation and checkpoints were not in the plan."""
+    bare = plan_budget(1, 48.9, 32, 5, warmup_epochs=1)
+    assert bare.epochs == 18
+    # 30 s spent once (start, data, tracing, report) + 2.7 s an epoch: 30 s / 6 s -> 5 epochs.
+    plan = plan_budget(1, 48.9, 32, 5, warmup_epochs=1, overhead_seconds=30, epoch_overhead_seconds=2.7)
+    assert (plan.epochs, plan.steps_per_epoch) == (5, 5) and plan.warmup_epochs == 1
+    step, epoch = 32 / 48.9, 5 * 32 / 48.9 + 2.7
+    assert 30 + plan.epochs * epoch <= 60 < 30 + (plan.epochs + 1) * epoch  # as many as fit, no more
+    assert "30 s once" in plan.describe() and "2.7 s an epoch" in plan.describe()
+    # Less than one epoch left: a shortened epoch of the steps that fit after its validation.
+    short = plan_budget(1, 48.9, 32, 500, warmup_epochs=0, overhead_seconds=50, epoch_overhead_seconds=2)
+    assert (short.epochs, short.steps_per_epoch) == (1, int((60 - 50 - 2) // step)) == (1, 12)
+    # Overheads alone over the budget: still one step (the run cannot be shorter than its fixed costs).
+    assert plan_budget(1, 48.9, 32, 5, 1, overhead_seconds=90).steps_per_epoch == 1
+
+
+def test_process_start_time_counts_the_startup_a_budget_must_cover():
+    """The CLI's budget starts with the process (interpreter + TensorFlow import), not at train()."""
+    script = ("import time; t = time.time(); time.sleep(1.5)\n"
+              "from kconvnext.training.budget import process_start_time\n"
+              "print(t - process_start_time(), time.time() - process_start_time())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout.split()
+    before_sleep, now = float(out[-2]), float(out[-1])
+    assert -0.05 <= before_sleep < now and now - before_sleep >= 1.5  # (clock ticks are 10 ms)
 
 
 @pytest.mark.parametrize("minutes,speed", [(0, 10.0), (-1, 10.0), (5, 0.0)])

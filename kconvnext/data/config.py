@@ -58,9 +58,16 @@ class AugmentConfig:
 
     @classmethod
     def resolve(cls, augment):
-        """None -> defaults; a dict -> those fields over the defaults; an AugmentConfig as is."""
-        if augment is None:
+        """The pipeline's augmentation from load(augment=...).
+
+        None or True: the ConvNeXt recipe's defaults (every field above: RandAugment, MixUp/CutMix,
+        random erasing, ...). False or "none": no augmentation (AugmentConfig.none()). A dict: those
+        fields over the defaults. An AugmentConfig: as is.
+        """
+        if augment is None or augment is True:
             return cls()
+        if augment is False or (isinstance(augment, str) and augment.lower() == "none"):
+            return cls.none()
         if isinstance(augment, cls):
             return augment
         if isinstance(augment, dict):
@@ -69,8 +76,12 @@ class AugmentConfig:
                 raise ValueError(f"Unknown AugmentConfig field(s) {unknown}; valid: "
                                  f"{[f.name for f in dataclasses.fields(cls)]}.")
             return cls(**augment)
-        raise TypeError("augment must be an AugmentConfig, a dict of its fields or None, "
-                        f"got {type(augment).__name__}.")
+        if isinstance(augment, str):
+            raise ValueError(f"augment={augment!r} is not understood: pass None or True (the recipe's "
+                             "defaults), False or 'none' (no augmentation), a dict of AugmentConfig fields "
+                             "or an AugmentConfig.")
+        raise TypeError("augment must be None/True (recipe defaults), False/'none', an AugmentConfig or a "
+                        f"dict of its fields, got {type(augment).__name__}.")
 
     @property
     def mixes(self):

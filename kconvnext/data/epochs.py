@@ -1,10 +1,10 @@
 """Epoch-level control of a training input, whichever pipeline made it.
 
 The trainer sees either a tf.data.Dataset (kconvnext.data.load) or a portable.ImageBatches
-(keras.utils.PyDataset, the TensorFlow-free path). The few things it needs to do to an epoch
-(know its length, cut it short for a budget, skip epochs on resume, and batches of the first epoch
-when a Ctrl-C checkpoint was saved mid-epoch) differ between the two, and this module is the one
-place that knows how.
+(keras.utils.PyDataset, the TensorFlow-free path), both of known length. The few things it needs
+to do to an epoch (read its length, cut it short for a budget, skip epochs on resume, and batches
+of the first epoch when a Ctrl-C checkpoint was saved mid-epoch) differ between the two, and this
+module is the one place that knows how.
 """
 import contextlib
 
@@ -25,24 +25,24 @@ def full_batches(count, batch_size):
 
 
 def batches_per_epoch(dataset, count, batch_size):
-    """Batches in one training epoch; computed from the image count when tf.data cannot tell (an
-    empty epoch, a split smaller than one batch, gets full_batches' error)."""
-    n = len(dataset) if _is_pydataset(dataset) else int(dataset.cardinality())
-    return n if n > 0 else full_batches(count, batch_size)
+    """Batches in one training epoch, as the dataset states it (kconvnext.data.load's always do; an
+    empty epoch, a split smaller than one batch, gets full_batches' error).
 
-
-def with_known_length(dataset, steps):
-    """Tell tf.data (and so keras) the epoch length when the pipeline cannot know it.
-
-    With an unknown length keras' fit advanced optimizer.iterations one step past the data each
-    epoch (7 for 6 batches, seen with Keras 3.15), which shifts the lr schedule; the data module
-    drops unreadable files before building the pipeline, so the length is exact.
+    A tf.data pipeline of unknown length is refused rather than guessed: keras' fit would warn
+    "Your input ran out of data" every epoch and step its optimizer past the data, which shifts
+    every schedule.
     """
-    if _is_pydataset(dataset) or int(dataset.cardinality()) >= 0:
-        return dataset
-    import tensorflow as tf
-
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+    if _is_pydataset(dataset):
+        n = len(dataset)
+    else:
+        n = int(dataset.cardinality())
+        if n < 0:
+            raise ValueError(
+                "The training dataset has no known length (tf.data cardinality "
+                f"{'unknown' if n == -2 else 'infinite'}), so epochs and the lr schedule cannot be planned. "
+                "State it with dataset.apply(tf.data.experimental.assert_cardinality(batches_per_epoch)) "
+                "(kconvnext.data.load's datasets already do).")
+    return n if n > 0 else full_batches(count, batch_size)
 
 
 def first_batches(dataset, steps):

@@ -27,6 +27,10 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
     (stratified, seeded). Unusable image files are skipped, warned about and listed in
     DataBundle.skipped (and output_dir/skipped_files.txt). cache_limit_bytes: decoded training image
     files are kept in memory when the estimate stays under it (default 2 GiB; None: never).
+    augment: None or True (default) applies the ConvNeXt recipe's augmentation (RandAugment,
+    MixUp/CutMix, random erasing, ...); False or "none" none; a dict or AugmentConfig, those settings.
+    Every dataset has a known length (len() works; model.fit takes exactly len(train) steps an epoch):
+    train has full batches only, validation and selection every image.
     selection_fraction: hold out this share of the training images (seeded, stratified) as
     DataBundle.selection, preprocessed like validation, for choosing checkpoints.
     """

@@ -70,8 +70,17 @@ def _shrunk_uint8(image, short_side):
     return tf.cast(tf.round(tf.clip_by_value(image, *aug.VALUE_RANGE)), tf.uint8)
 
 
-def _finish(ds, batch_size):
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+def _known_length(ds, batches):
+    """State the epoch's batch count, which ignore_errors hides from tf.data: with an unknown length
+    keras' fit warns "Your input ran out of data" every epoch and runs its optimizer past the data
+    (15 steps for 12 batches), shifting every schedule. The up-front scan (loader.select_splits) has
+    already dropped the files that do not decode, so the count is exact; a file that still fails
+    here makes the epoch end short, and tf.data says so instead of training on a silently shorter epoch."""
+    return ds.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+def _finish(ds, batch_size, count):
+    return _known_length(ds.batch(batch_size), math.ceil(count / batch_size)).prefetch(AUTOTUNE)
 
 
 def validation_dataset(split, *, num_classes, image_size, batch_size, config):
@@ -95,7 +104,7 @@ def validation_dataset(split, *, num_classes, image_size, batch_size, config):
         return image, tf.one_hot(label, num_classes, dtype=tf.float32)
 
     ds = keys.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return _finish(ds if is_array else ds.ignore_errors(log_warning=True), batch_size)
+    return _finish(ds if is_array else ds.ignore_errors(log_warning=True), batch_size, len(split))
 
 
 def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, shuffle_buffer=None,
@@ -151,7 +160,7 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
     ds = tf.data.Dataset.zip(ds, seed_stream(seed + 1)).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     if not is_array:
         ds = ds.ignore_errors(log_warning=True)  # last resort; the up-front scan should leave nothing to skip
-    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = _known_length(ds.batch(batch_size, drop_remainder=True), n // batch_size)
     if batch_augment.active:
         ds = tf.data.Dataset.zip(ds, seed_stream(seed + 2)).map(
             lambda batch, s: batch_augment(batch[0], batch[1], s), num_parallel_calls=AUTOTUNE, deterministic=True)

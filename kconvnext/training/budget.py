@@ -3,15 +3,27 @@
 Comparing a 3M- and a 25M-parameter model "for 10 epochs each" gives the big one 10x the compute;
 users on a fixed machine want "what is best for 15 minutes of my machine". So before training the
 trainer times a few optimizer steps of a throwaway copy of the model (same recipe, a real batch),
-and turns the budget into a schedule: whole epochs when the budget holds at least one, otherwise
-one shortened epoch. The cosine schedule then ends exactly when the budget does. The plan is
-saved in state.json so a resumed run keeps it instead of re-measuring on a busier machine.
-Validation time is not part of the budget (it does not change what the model learns).
+its tracing, an evaluation batch and a checkpoint save, and turns the budget into a schedule:
+whole epochs when the budget holds at least one, otherwise one shortened epoch. The budget is the
+whole command's wall time, so what is not training comes off it first: the time already spent
+(startup, data, the measuring), tracing, validation and checkpoints every epoch, and the final
+report. The cosine schedule then ends when the budget does. The plan is saved in state.json so a
+resumed run keeps it instead of re-measuring on a busier machine.
 """
 import dataclasses
+import os
 import time
 
 import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class Costs:
+    """What a budgeted run spends its time on, measured on a throwaway model (measure_costs)."""
+    images_per_sec: float  # training steps
+    trace_seconds: float = 0.0  # tracing/compiling the train, test and predict functions, once each
+    eval_images_per_sec: float = float("inf")  # validation / prediction
+    save_seconds: float = 0.0  # writing one .keras checkpoint (loading one costs about as much)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +34,8 @@ class BudgetPlan:
     steps_per_epoch: int
     warmup_epochs: float  # in the plan's epochs (of steps_per_epoch steps)
     full_steps_per_epoch: int
+    overhead_seconds: float = 0.0  # once: startup, data, measuring, tracing, the final report
+    epoch_overhead_seconds: float = 0.0  # every epoch: validation and checkpoints
 
     @property
     def epochs_trained(self):
@@ -31,49 +45,90 @@ class BudgetPlan:
     def describe(self):
         part = ("" if self.steps_per_epoch == self.full_steps_per_epoch else
                 f" of {self.steps_per_epoch}/{self.full_steps_per_epoch} steps (the budget is under one epoch)")
-        return (f"budget    {self.minutes:g} min of training at a measured {self.images_per_sec:.1f} img/s "
+        training = self.minutes * 60 - self.overhead_seconds - self.epochs * self.epoch_overhead_seconds
+        return (f"budget    {self.minutes:g} min in all: {self.overhead_seconds:.0f} s once (start, data, tracing, "
+                f"report) + {self.epoch_overhead_seconds:.1f} s an epoch (validation, checkpoints), "
+                f"~{max(training, 0):.0f} s for training steps at a measured {self.images_per_sec:.1f} img/s "
                 f"-> {self.epochs} epoch(s){part}, warmup {self.warmup_epochs:g} ep")
 
 
-def plan_budget(minutes, images_per_sec, batch_size, steps_per_epoch, warmup_epochs, max_warmup_fraction=0.2):
-    """Budget + measured speed -> epochs and steps per epoch (pure; the tests pin it down).
+def plan_budget(minutes, images_per_sec, batch_size, steps_per_epoch, warmup_epochs, max_warmup_fraction=0.2,
+                overhead_seconds=0.0, epoch_overhead_seconds=0.0):
+    """Budget + measured costs -> epochs and steps per epoch (pure; the tests pin it down).
 
-    Warmup stays the recipe's unless it would eat more than `max_warmup_fraction` of the budget.
+    The budget is the whole command's wall time: `overhead_seconds` (spent once: before training,
+    tracing, the final report) and `epoch_overhead_seconds` (validation and checkpoints, every
+    epoch) come off it, and the training steps get the rest. Whole epochs when at least one fits
+    (rounded down: the run must end inside its budget), else one shortened epoch; at least one step
+    even when the overheads alone fill the budget. Warmup stays the recipe's unless it would eat more
+    than `max_warmup_fraction` of the run.
     """
     if minutes <= 0:
         raise ValueError(f"budget_minutes must be > 0, got {minutes}.")
     if images_per_sec <= 0:
         raise ValueError(f"measured throughput must be > 0 img/s, got {images_per_sec}.")
-    total = max(1, int(minutes * 60 * images_per_sec / batch_size))
-    if total >= steps_per_epoch:
-        epochs, steps = max(1, round(total / steps_per_epoch)), steps_per_epoch
+    step_seconds = batch_size / images_per_sec
+    available = minutes * 60 - overhead_seconds
+    epoch_seconds = steps_per_epoch * step_seconds + epoch_overhead_seconds
+    if available >= epoch_seconds:
+        epochs, steps = max(1, int(available // epoch_seconds)), steps_per_epoch
     else:
-        epochs, steps = 1, total
+        epochs, steps = 1, max(1, min(steps_per_epoch, int((available - epoch_overhead_seconds) // step_seconds)))
     # The schedule counts epochs of the plan (shortened ones, under one epoch): convert the
     # recipe's warmup (full epochs) to those, then cap it.
     warmup = min(float(warmup_epochs) * steps_per_epoch / steps, max_warmup_fraction * epochs)
     warmup = round(warmup, 4)
-    return BudgetPlan(float(minutes), float(images_per_sec), int(epochs), int(steps), warmup, int(steps_per_epoch))
+    return BudgetPlan(float(minutes), float(images_per_sec), int(epochs), int(steps), warmup, int(steps_per_epoch),
+                      round(float(overhead_seconds), 1), round(float(epoch_overhead_seconds), 2))
 
 
-def measure_train_speed(build_compiled_model, batch, warmup_steps=2, min_steps=2, max_steps=8, max_seconds=20.0):
-    """Training images/s of a throwaway model on one real batch (weights of the real run untouched).
+def measure_costs(build_compiled_model, batch, save, warmup_steps=2, min_steps=2, max_steps=8, max_seconds=20.0):
+    """Costs of a throwaway model on one real batch (weights of the real run untouched).
 
-    The first steps trace and compile, so they are run but not timed; then steps are timed until
-    max_steps or max_seconds, whichever comes first (but at least min_steps).
+    The first steps trace and compile, so they are timed apart (trace_seconds, with the first test
+    and predict calls); then training steps are timed until max_steps or max_seconds, whichever
+    comes first (but at least min_steps), evaluation once, and `save(model)` once.
     """
     model = build_compiled_model()
     x, y = batch
+    start = time.perf_counter()
     for _ in range(warmup_steps):
         model.train_on_batch(x, y)
+    model.test_on_batch(x, y)
+    model.predict_on_batch(x)
+    trace = time.perf_counter() - start
     steps, start = 0, time.perf_counter()
     while steps < min_steps or (steps < max_steps and time.perf_counter() - start < max_seconds):
         model.train_on_batch(x, y)
         steps += 1
     seconds = time.perf_counter() - start
     n = int(keras.ops.shape(x)[0])
+    start = time.perf_counter()
+    model.test_on_batch(x, y)
+    eval_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    save(model)
+    save_seconds = time.perf_counter() - start
     del model
-    return steps * n / seconds
+    # The warmup steps were steps too: what they took beyond a timed step is the tracing.
+    trace = max(0.0, trace - warmup_steps * seconds / steps - 2 * eval_seconds)
+    return Costs(steps * n / seconds, trace, n / max(eval_seconds, 1e-9), save_seconds)
+
+
+def process_start_time():
+    """time.time() at which this process started (Linux: /proc), or None where that is unknown.
+
+    `cli.py train --budget-minutes` passes it to train(started=...) so that the budget covers the
+    whole command, the interpreter and TensorFlow starting included, not only the train() call.
+    """
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime (after "pid (comm)")
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def plan_from_state(state):

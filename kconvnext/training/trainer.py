@@ -12,21 +12,20 @@ multiworker.py) and leaves a self-describing run folder:
 import contextlib
 import dataclasses
 import math
+import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import keras
 import yaml
 
-from kconvnext.data.epochs import (batches_per_epoch, fast_forward, first_batches, skipping_first_batches,
-                                   with_known_length)
+from kconvnext.data.epochs import batches_per_epoch, fast_forward, first_batches, skipping_first_batches
 from kconvnext.files import save_model_atomic, write_json_atomic, write_text_atomic
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.run_folder import RunFolder
 from kconvnext.training import callbacks as cb
-from kconvnext.training.budget import apply_plan, measure_train_speed, plan_budget, plan_from_state
+from kconvnext.training.budget import apply_plan, measure_costs, plan_budget, plan_from_state
 from kconvnext.training.config import merge, parse_set
 from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.errors import TrainingDiverged
@@ -36,6 +35,7 @@ from kconvnext.training.optimizer import model_buffers
 from kconvnext.training.plots import plot_confusion, plot_history
 from kconvnext.training.recipes import load_recipe
 from kconvnext.training.selection import selected_on, selection_split
+from kconvnext.training.signals import Terminated, sigterm_as_interrupt
 from kconvnext.training.summary import end_summary, start_summary
 
 DATASETS = ("catsdogs", "cifar10", "folder")
@@ -172,7 +172,7 @@ def _run_info(dataset, model_name, config, bundle, recipe_path, precision, extra
 
 
 def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=None, data=None,
-          verbose=1, print_fn=print, overrides=None, callbacks=None, **kwargs):
+          verbose=1, print_fn=print, overrides=None, callbacks=None, started=None, **kwargs):
     """Train `model` (a registered name) on `dataset` with its recipe; returns a TrainResult.
 
     recipe: file or shipped recipe name (default: recipes/<dataset>_<family>.yaml).
@@ -181,9 +181,11 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
     data: a DataBundle (skips kconvnext.data.load; tests, notebooks), or a function returning one,
         called after the strategy is set up (multi-worker needs that before any tensor exists).
     callbacks: extra keras callbacks, run after ours (single-worker fit only).
+    started: time.time() from which budget_minutes counts (default: this call; the CLI passes its
+        process start, budget.process_start_time(), so a budget covers the whole command).
     Raises TrainingDiverged on a NaN/inf loss (the last good checkpoint is kept).
     """
-    started = time.time()
+    started = time.time() if started is None else float(started)
     spec = get_spec(model)
     if data is None and dataset not in DATASETS:
         raise unknown_name_error("dataset", dataset, DATASETS)
@@ -222,10 +224,10 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             data = data()
         bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, config.seed, print_fn)
         steps = batches_per_epoch(bundle.train, bundle.train_count, config.batch_size)
-        train_ds = with_known_length(bundle.train, steps)
+        train_ds = bundle.train
         if config.budget_minutes and plan is None:
             with strategy.scope():
-                plan = _measure_budget(model, config, bundle, steps)
+                plan = _measure_budget(model, config, bundle, steps, started)
             state["budget_plan"] = dataclasses.asdict(plan)
             config = apply_plan(config, plan)
             keras.utils.set_random_seed(config.seed)  # the real model starts as an unbudgeted run would
@@ -272,8 +274,9 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             history, ips = fit_multiworker(net, train_ds, bundle, config, strategy, run_dir, state,
                                            initial_epoch, steps, print_fn=print_fn, skip=mid_epoch)
         else:
-            history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
-                                verbose, print_fn, callbacks or [], mid_epoch)
+            with sigterm_as_interrupt() as on_sigterm:  # a scheduler's stop saves like Ctrl-C
+                history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
+                                    verbose, print_fn, [on_sigterm, *(callbacks or [])], mid_epoch)
         result = TrainResult(
             run_dir=run_dir, model=net, config=config, history=history,
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
@@ -291,17 +294,26 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _measure_budget(model, config, bundle, steps):
+def _measure_budget(model, config, bundle, steps, started):
     """Time a throwaway copy of the model on a validation batch (so the training data stream, and
-    with it the data order of an unbudgeted run, is untouched) and plan the budget."""
+    with it the data order of an unbudgeted run, is untouched) and plan the budget, counting what
+    the run spends outside training steps against it (budget.py)."""
     batch = next(iter(bundle.validation))
 
     def build():
         net = build_model(model, config, bundle.num_classes, bundle.normalization)
         return compile_model(net, model, config, steps, bundle.num_classes)
 
-    speed = measure_train_speed(build, batch)
-    return plan_budget(config.budget_minutes, speed, config.batch_size, steps, config.warmup_epochs)
+    with tempfile.TemporaryDirectory() as tmp:
+        costs = measure_costs(build, batch, lambda net: save_model_atomic(net, Path(tmp) / "timing.keras"))
+    monitored = getattr(bundle, "selection_count", 0) or bundle.validation_count
+    # Every epoch: validation (raw and, with EMA, the EMA weights) and last.keras + best.keras.
+    per_epoch = monitored * (2 if config.ema else 1) / costs.eval_images_per_sec + 2 * costs.save_seconds
+    # Once: what has been spent so far, tracing, and the report (load best.keras, predict validation).
+    once = (time.time() - started + costs.trace_seconds + costs.save_seconds
+            + bundle.validation_count / costs.eval_images_per_sec)
+    return plan_budget(config.budget_minutes, costs.images_per_sec, config.batch_size, steps, config.warmup_epochs,
+                       overhead_seconds=once, epoch_overhead_seconds=per_epoch)
 
 
 def _is_chief(strategy):
@@ -370,7 +382,6 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
         guard, throughput, position, checkpoint,
         keras.callbacks.CSVLogger(str(logs_dir / "training.csv"), append=bool(resume)),
     ] + _tensorboard(logs_dir, print_fn) + list(extra) + ([swap] if swap else [])
-    warnings.filterwarnings("ignore", message="Your input ran out of data")  # unknown-length datasets
     _build_without_training_data(net, bundle.validation)
     if swap is not None:
         _average_buffers(net, print_fn)
@@ -381,7 +392,7 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
         with skipping_first_batches(net, mid_epoch):
             net.fit(train_ds, validation_data=monitored, epochs=config.epochs,
                     initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (signals.Terminated)
         if swap is not None and swap._ema_weights_in_model:
             cb._swap_ema(net)
         if cb._finite(net):
@@ -390,7 +401,8 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
             state["interrupted_at"] = {"batches": position.batches, "optimizer_steps": int(
                 keras.ops.convert_to_numpy(net.optimizer.iterations))}
             RunFolder(run_dir).write_state(state)
-            print_fn(f"\ninterrupted: saved {checkpoint.last_path} (mid-epoch: {position.batches} of {steps} "
+            cause = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+            print_fn(f"\n{cause}: saved {checkpoint.last_path} (mid-epoch: {position.batches} of {steps} "
                      f"batches of epoch {state.get('completed_epochs', 0) + 1}; resume continues after them). "
                      f"Resume with the same command + --resume.")
         raise
