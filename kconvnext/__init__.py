@@ -1,10 +1,10 @@
 """kconvnext: ConvNeXt, ResNet and ResNeXt for Keras 3, trained with the ConvNeXt recipe."""
-import functools as _functools
 import importlib as _importlib
 
 from kconvnext import data, layers, training, weights  # noqa: F401
 from kconvnext.training import TrainingDiverged, load_recipe, train
 from kconvnext.imagenet import decode_predictions, imagenet_classes
+from kconvnext.models import builders as _builders
 from kconvnext.models import create_model, get_spec, list_models
 
 __version__ = "0.1.0"
@@ -18,20 +18,9 @@ def __getattr__(name):
     raise AttributeError(f"module 'kconvnext' has no attribute {name!r}")
 
 
-def _direct_builder(name):
-    @_functools.wraps(create_model)
-    def build(**kwargs):
-        return create_model(name, **kwargs)
-
-    build.__name__ = name
-    build.__qualname__ = name
-    build.__doc__ = f"Build `{name}` as a plain keras.Model; see kconvnext.create_model for options."
-    return build
-
-
-# kconvnext.convnext_t(...), kconvnext.resnet50(...), ...: one function per registered variant (and alias).
-for _name in list_models(include_aliases=True):
-    globals()[_name] = _direct_builder(_name)
+# kconvnext.convnext_t(...), kconvnext.resnet50(...), ...: one function per registered variant (and
+# alias), each with its real signature (kconvnext.models.factory).
+globals().update(_builders())
 
 __all__ = [
     "TrainingDiverged", "create_model", "data", "decode_predictions", "imagenet_classes", "export", "get_spec", "layers", "list_models",

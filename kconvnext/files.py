@@ -2,6 +2,9 @@
 
 A SIGKILL at any moment leaves either the old file (checkpoint, run.json, export) or the new one,
 never a half-written mix: everything is written beside its target and renamed over it.
+Whatever lands has the modes the umask gives a plain open()/mkdir() (0644 / 0755 under umask 022,
+as tf.saved_model.save writes), not mkstemp/mkdtemp's private 0600 / 0700: TF Serving running as
+another uid (a container, a pod) must be able to read an export.
 """
 import contextlib
 import json
@@ -9,6 +12,23 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+def current_umask():
+    """The process umask: Linux shows it in /proc; elsewhere set it and put it back (os has no getter)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def chmod_from_umask(path):
+    """Give `path` the mode open() / mkdir() would have given it: 0666 / 0777 less the umask."""
+    path = Path(path)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~current_umask())
 
 
 def _fsync_replace(tmp, path):
@@ -57,6 +77,7 @@ def staged_dir(target):
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
+        chmod_from_umask(tmp)
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -79,6 +100,7 @@ def staged_file(target):
     tmp = Path(tmp)
     try:
         yield tmp
+        chmod_from_umask(tmp)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -5,6 +5,8 @@ Models are tiny and trained for a few steps on real cats-vs-dogs JPEGs, so expor
 non-trivial weights and BatchNorm statistics; every export is checked against the Keras model.
 """
 import json
+import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -19,7 +21,7 @@ import kconvnext.export as kx
 from kconvnext.commands import main
 from kconvnext.data import augment as data_augment
 from kconvnext.data import pipeline as data_pipeline
-from kconvnext import run_folder
+from kconvnext import files, run_folder
 from kconvnext.export import paths, precision, preprocess, quantization, tflite, validate
 from kconvnext.export import saved_model as sm
 from kconvnext.layers.grouped_conv import GroupedConv2D
@@ -390,3 +392,81 @@ def test_overwrite_and_metadata_errors(tmp_path):
     assert paths.saved_model_target(tmp_path, overwrite=True).name == "1"
     with pytest.raises(FileExistsError):
         paths.saved_model_target(tmp_path, version=1)
+
+
+# ------------------------------------------------------------------ modes, labels, names (deployable exports)
+
+@pytest.fixture
+def umask():
+    """Sets the process umask for a test (022 to start) and restores the caller's."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+def _modes(root):
+    """{path relative to root's parent: permission bits} of root and everything under it."""
+    root = Path(root)
+    return {str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+def _expect(modes, file_mode, dir_mode, root):
+    want = {p: dir_mode if (Path(root).parent / p).is_dir() else file_mode for p in modes}
+    assert modes == want, {p: oct(m) for p, m in modes.items()}
+
+
+def test_exports_are_readable_by_other_users_and_carry_labels(tmp_path, umask, capsys):
+    model, names = _tiny_model(), ["cat", "dog"]
+    served = kx.export(model, output=tmp_path / "serving" / "m", class_names=names, num_validation=2)
+    lite = kx.export(model, format="tflite", output=tmp_path / "lite" / "m.tflite", class_names=names,
+                     num_validation=2)
+    printed = capsys.readouterr().out
+    # 0644 / 0755 under umask 022, every file and folder (TF Serving runs as another uid).
+    _expect(_modes(tmp_path / "serving"), 0o644, 0o755, tmp_path / "serving")
+    _expect(_modes(tmp_path / "lite"), 0o644, 0o755, tmp_path / "lite")
+    # Labels: one class a line, in the SavedModel's assets (a tracked Asset) and beside the .tflite.
+    asset = Path(tf.saved_model.load(str(served.path)).labels_file.asset_path.numpy().decode())
+    assert asset == served.path / "assets" / "labels.txt" and asset.read_text() == "cat\ndog\n"
+    assert (lite.path.parent / "labels.txt").read_text().splitlines() == names
+    # fp32 is "fp32" in every message, never "(none)"; the labels are named in the report.
+    assert "Exported TFLite (fp32)" in printed and "tflite fp32: top-1" in printed
+    assert "(none)" not in printed and lite.validation[0].name == "tflite fp32"
+    assert f"labels (one class a line): {lite.path.parent / 'labels.txt'}" in printed
+    assert kx.default_output(model, None, "tflite", "none").name == "m_fp32.tflite"
+
+    # The modes come from the umask, not a fixed 0644.
+    umask(0o027)
+    kx.export(model, format="tflite", output=tmp_path / "private" / "m.tflite", class_names=names,
+              num_validation=2, verbose=False)
+    _expect(_modes(tmp_path / "private"), 0o640, 0o750, tmp_path / "private")
+
+
+def test_labels_beside_a_tflite_are_never_replaced_silently(tmp_path):
+    model = _tiny_model()
+    (tmp_path / "labels.txt").write_text("ant\nbee\n")
+    with pytest.raises(FileExistsError, match="labels.txt lists other class names than cat, dog.*--overwrite"):
+        kx.export(model, format="tflite", output=tmp_path / "m.tflite", class_names=["cat", "dog"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt"]  # refused before any work
+    kx.export(model, format="tflite", output=tmp_path / "m.tflite", class_names=["ant", "bee"],
+              num_validation=2, verbose=False)  # same classes: shared (e.g. fp32 and int8 of one model)
+    kx.export(model, format="tflite", output=tmp_path / "m.tflite", class_names=["cat", "dog"],
+              num_validation=2, overwrite=True, verbose=False)
+    assert (tmp_path / "labels.txt").read_text() == "cat\ndog\n"
+    with pytest.raises(ValueError, match="one line each"):
+        kx.export(model, format="tflite", output=tmp_path / "n.tflite", class_names=["a\nb", "c"])
+
+
+def test_checkpoint_and_run_json_writes_follow_the_umask(tmp_path, umask):
+    files.write_json_atomic(tmp_path / "run" / "run.json", {"a": 1})
+    files.save_model_atomic(_tiny_model(), tmp_path / "run" / "checkpoints" / "last.keras")
+    with files.staged_file(tmp_path / "run" / "staged.bin") as tmp:
+        tmp.write_bytes(b"x")
+    with files.staged_dir(tmp_path / "run" / "staged") as tmp:
+        (tmp / "f").write_text("x")
+    _expect(_modes(tmp_path / "run"), 0o644, 0o755, tmp_path / "run")
+    umask(0o077)
+    files.write_json_atomic(tmp_path / "run" / "run.json", {"a": 2})
+    with files.staged_file(tmp_path / "run" / "staged.bin") as tmp:
+        tmp.write_bytes(b"y")
+    assert stat.S_IMODE((tmp_path / "run" / "run.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "run" / "staged.bin").stat().st_mode) == 0o600

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kconvnext import files, run_folder
-from kconvnext.export import paths, precision, preprocess, quantization, validate
+from kconvnext.export import labels, paths, precision, preprocess, quantization, validate
 from kconvnext.export.preprocess import DEFAULT_CROP_RATIO, eval_resize_crop
 from kconvnext.export.quantization import CALIBRATED, QUANTIZATIONS
 
@@ -37,7 +37,7 @@ class ExportResult:
     float_ops: list = None  # calibrated modes: op types still computing in float32
 
     def report(self):
-        kind = "SavedModel" if self.format == "saved_model" else f"TFLite ({self.quantize})"
+        kind = "SavedModel" if self.format == "saved_model" else f"TFLite ({quantization.label(self.quantize)})"
         lines = [f"Exported {kind}: {self.path}  ({self.size_bytes / 1e6:.2f} MB, {self.seconds:.1f} s)"]
         lines += [f"  image size {self.image_size}, classes {self.class_names}"]
         if self.validation:
@@ -83,8 +83,7 @@ def default_output(model, source, fmt, quantize, base_dir=None):
     base = Path(base_dir) if base_dir else (source.base_dir if source else Path("exports"))
     if fmt == "saved_model":
         return base / "export" / model.name if source else base / model.name
-    suffix = "fp32" if quantize == "none" else quantize
-    return (base / "export" if source else base) / f"{model.name}_{suffix}.tflite"
+    return (base / "export" if source else base) / f"{model.name}_{quantization.label(quantize)}.tflite"
 
 
 def export(model_file, format="saved_model", quantize="none", output=None, *, overwrite=False,
@@ -105,7 +104,10 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
     random images) through the export and the Keras model; fp32 exports (SavedModel, TFLite
     "none") disagreeing by more than `fp32_tolerance` in any probability are refused.
     Never overwrites: a SavedModel gets the next version; an existing `version` or .tflite file
-    needs overwrite=True.
+    needs overwrite=True (so does a labels.txt beside the .tflite that lists other classes).
+    Labels: assets/labels.txt in the SavedModel, labels.txt beside the .tflite (one class a line).
+    Modes follow the umask (0644 files / 0755 folders under umask 022), so a server running as
+    another user can read the export.
     """
     start = time.time()
     if format not in FORMATS:
@@ -140,6 +142,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
         target = paths.saved_model_target(output, version, overwrite)
     else:
         target = paths.file_target(output, overwrite)
+        labels_path = labels.tflite_labels_target(target, names, overwrite)
     images = validate.load_validation_images(validation_dir, num_validation, size)
     pixels = validate.preprocess_all(images.encoded, size, crop_ratio)
     reference = validate.keras_probabilities(model, pixels)
@@ -169,6 +172,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
             _refuse_if_off(checks, fp32_tolerance, target)
         result_path, size_bytes = target, files.dir_size(target)
         ops = None
+        notes.append(f"labels (one class a line): {target / 'assets' / labels.LABELS_FILE}")
     else:
         from kconvnext.export import tflite
 
@@ -183,13 +187,14 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
         with files.staged_file(target) as tmp:
             tmp.write_bytes(content)
             probs = tflite.Runner(model_path=tmp)(pixels)
-            agreement = validate.compare(f"tflite {quantize if quantize != 'none' else 'fp32'}",
-                                         probs, reference, images)
+            agreement = validate.compare(f"tflite {quantization.label(quantize)}", probs, reference, images)
             checks = [validate.add_accuracy(agreement, probs, reference, images, names)]
             if quantize == "none":
                 _refuse_if_off(checks, fp32_tolerance, target)
+            files.write_text_atomic(labels_path, labels.labels_text(names))
         result_path, size_bytes = target, target.stat().st_size
         ops = tflite.op_names(content)
+        notes.append(f"labels (one class a line): {labels_path}")
         notes.append(tflite.delegation(content).line())
         if quantize in CALIBRATED:
             float_ops = sorted({op for op, _ in quantization.float_ops(content)})

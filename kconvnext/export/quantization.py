@@ -36,6 +36,11 @@ def float_layer_paths(model):
             if isinstance(layer, FLOAT_LAYER_TYPES)]
 
 
+def label(quantize):
+    """A mode as messages and file names call it: "none" (no quantization) is fp32."""
+    return "fp32" if quantize == "none" else quantize
+
+
 def resolve(quantize, model):
     """`int8` -> `int8_mixed` (the model has LayerNorm) or `int8_full`; other modes unchanged."""
     if quantize not in QUANTIZATIONS:

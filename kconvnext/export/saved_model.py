@@ -7,20 +7,24 @@ Signatures (both return the same outputs):
 Outputs: probabilities float32 [B, C]; class_index int64 [B]; class_name string [B] (top-1);
          class_names string [B, C] (the label of each probabilities column, TF Serving's
          Classify-style "classes").
+assets/labels.txt: the class names, one a line (a tf.saved_model.Asset, so copies of the model
+carry it); assets.extra/kconvnext.json: class names, image size and crop ratio.
 """
 import json
+import tempfile
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from kconvnext.export.labels import LABELS_FILE, labels_text
 from kconvnext.export.preprocess import preprocess_batch
 
 DEFAULT_SIGNATURE = "serving_default"
 PIXELS_SIGNATURE = "serving_pixels"
 OUTPUT_KEYS = ("probabilities", "class_index", "class_name", "class_names")
 METADATA_FILE = "assets.extra/kconvnext.json"
-
 
 def write_saved_model(model, path, *, class_names, image_size, crop_ratio, metadata=None):
     """Write `model` (logits out, [0, 255] pixels in) as a SavedModel at `path` (a version folder)."""
@@ -49,7 +53,10 @@ def write_saved_model(model, path, *, class_names, image_size, crop_ratio, metad
         PIXELS_SIGNATURE, outputs,
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")],
     )
-    write_archive(archive, path)
+    with tempfile.TemporaryDirectory(prefix="kconvnext-labels-") as tmp:
+        labels = Path(tmp) / LABELS_FILE
+        labels.write_text(labels_text(class_names), encoding="utf-8")
+        write_archive(archive, path, assets={"labels_file": tf.saved_model.Asset(str(labels))})
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
     with open(path / METADATA_FILE, "w", encoding="utf-8") as f:
@@ -57,8 +64,9 @@ def write_saved_model(model, path, *, class_names, image_size, crop_ratio, metad
                    "eval_crop_ratio": float(crop_ratio), **(metadata or {})}, f, indent=2)
 
 
-def write_archive(archive, path):
-    """ExportArchive.write_out, saving each weight once.
+def write_archive(archive, path, assets=None):
+    """ExportArchive.write_out, saving each weight once, plus `assets` ({attribute: tf.saved_model.Asset}:
+    copied into assets/, found after loading as `loaded.<attribute>.asset_path`).
 
     Keras' archive keeps its tracked Keras variables in `variables`/`trainable_variables`/
     `non_trainable_variables` *and* the tf.Variables the endpoints use in `_all_variables`, and
@@ -69,6 +77,13 @@ def write_archive(archive, path):
     if trackable is not None and hasattr(trackable, "variables"):
         for attr in ("variables", "trainable_variables", "non_trainable_variables"):
             setattr(trackable, attr, [])
+    if assets:
+        # ExportArchive.track keeps only TrackableResources (lookup tables); an Asset is saved
+        # when it is an attribute of the object tf.saved_model.save writes.
+        if trackable is None:
+            raise RuntimeError("This Keras version's ExportArchive has no TensorFlow trackable to attach assets to.")
+        for attr, asset in assets.items():
+            setattr(trackable, attr, asset)
     archive.write_out(str(path), verbose=False)
 
 

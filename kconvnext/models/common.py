@@ -6,15 +6,37 @@ from kconvnext.preprocessing import normalization_layer
 POOLINGS = (None, "avg", "max")
 
 
-def model_input(input_shape, normalization):
-    """Input of [0, 255] pixels, normalised in-model (see kconvnext.preprocessing); 1 channel = grey."""
+DEFAULT_INPUT_SHAPE = (224, 224, 3)
+
+
+def model_input(input_shape, normalization, input_tensor=None):
+    """(model inputs, normalised tensor) for [0, 255] pixels, normalised in-model (see
+    kconvnext.preprocessing); 1 channel = grey.
+
+    input_tensor (a Keras tensor) builds the model on it, as keras.applications does: the model's
+    inputs are that tensor's source inputs. input_shape None: input_tensor's, else (224, 224, 3).
+    """
+    if input_tensor is not None:
+        if not isinstance(input_tensor, keras.KerasTensor):
+            raise ValueError(f"input_tensor must be a Keras tensor (keras.Input(...) or a layer's output), "
+                             f"got {type(input_tensor).__name__}.")
+        shape = tuple(input_tensor.shape[1:])
+        if input_shape is not None and tuple(input_shape) != shape:
+            raise ValueError(f"input_shape {tuple(input_shape)} does not match input_tensor's shape {shape}; "
+                             "give one of them.")
+        input_shape = shape
+    input_shape = DEFAULT_INPUT_SHAPE if input_shape is None else tuple(input_shape)
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise ValueError(
             f"input_shape must be (height, width, channels) with 1 or 3 channels, got {input_shape!r}."
         )
-    inputs = keras.Input(shape=tuple(input_shape), name="images")
+    if input_tensor is None:
+        inputs = input_tensor = keras.Input(shape=input_shape, name="images")
+    else:
+        sources = keras.utils.get_source_inputs(input_tensor)
+        inputs = sources[0] if len(sources) == 1 else sources
     norm = normalization_layer(normalization, channels=input_shape[-1])
-    return inputs, (norm(inputs) if norm is not None else inputs)
+    return inputs, (norm(input_tensor) if norm is not None else input_tensor)
 
 
 def classifier_head(x, *, num_classes, include_top, pooling, head_norm=None, dropout=0.0,

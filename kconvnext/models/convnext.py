@@ -21,7 +21,7 @@ TIMM_NAMES = {"convnext_tiny": "convnext_t", "convnext_small": "convnext_s", "co
               "convnext_large": "convnext_l", "convnext_xlarge": "convnext_xl"}
 
 
-def build_convnext(depths, dims, *, num_classes=1000, input_shape=(224, 224, 3), include_top=True,
+def build_convnext(depths, dims, *, num_classes=1000, input_shape=None, input_tensor=None, include_top=True,
                    pooling=None, drop_path_rate=0.0, layer_scale_init=1e-6, small_input=False,
                    stem_patch_size=None, normalization="imagenet", head_dropout=0.0,
                    head_init_scale=1.0, classifier_activation=None, name="convnext"):
@@ -35,7 +35,7 @@ def build_convnext(depths, dims, *, num_classes=1000, input_shape=(224, 224, 3),
     if len(depths) != len(dims):
         raise ValueError(f"depths {depths} and dims {dims} must have the same length.")
     patch = stem_patch_size or (2 if small_input else 4)
-    inputs, x = model_input(input_shape, normalization)
+    inputs, x = model_input(input_shape, normalization, input_tensor)
     x = ConvNeXtStem(dims[0], patch_size=patch, name="stem")(x)
     for i, (depth, dim, rates) in enumerate(zip(depths, dims, drop_path_rates(depths, drop_path_rate))):
         if i > 0:

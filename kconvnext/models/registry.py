@@ -51,27 +51,3 @@ def get_spec(name):
     if name not in _REGISTRY:
         raise unknown_name_error("model", name, list(_REGISTRY) + list(_ALIASES))
     return _REGISTRY[name]
-
-
-def create_model(name, weights=None, **kwargs):
-    """Build a registered model by name; kwargs override its builder's defaults.
-
-    weights: None (random init), a preset tag such as "imagenet" (downloaded once, hash-checked
-    and cached; see kconvnext.weights.presets and `cli.py models` for each model's tags), or the
-    path of a timm / torchvision / official ConvNeXt checkpoint (`.safetensors` or `.pth`). A head
-    of another size (e.g. num_classes=2) keeps its fresh initialisation.
-    """
-    spec = get_spec(name)
-    model = spec.builder(name=name, **{**spec.arch, **kwargs})
-    if weights is not None:
-        # late imports keep the registry import-cycle free
-        from kconvnext.weights import load_weights
-        from kconvnext.weights.presets import is_preset_name
-
-        if is_preset_name(weights):
-            from kconvnext.weights.pretrained import load_pretrained
-
-            load_pretrained(model, spec.name, str(weights), build_kwargs=kwargs)
-        else:
-            load_weights(model, weights)
-    return model

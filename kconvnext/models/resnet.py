@@ -22,7 +22,7 @@ VARIANTS = {
 
 
 def build_resnet(block, depths, *, groups=1, base_width=64, num_classes=1000,
-                 input_shape=(224, 224, 3), include_top=True, pooling=None, drop_path_rate=0.0,
+                 input_shape=None, input_tensor=None, include_top=True, pooling=None, drop_path_rate=0.0,
                  small_input=False, normalization="imagenet", head_dropout=0.0,
                  zero_init_last=True, grouped_conv_implementation=None, classifier_activation=None,
                  name="resnet"):
@@ -39,7 +39,7 @@ def build_resnet(block, depths, *, groups=1, base_width=64, num_classes=1000,
         raise ValueError(f"block must be 'basic' or 'bottleneck', got {block!r}.")
     if block == "basic" and (groups != 1 or base_width != 64):
         raise ValueError("BasicBlock supports only groups=1 and base_width=64 (as torchvision).")
-    inputs, x = model_input(input_shape, normalization)
+    inputs, x = model_input(input_shape, normalization, input_tensor)
     for layer in conv(64, 3 if small_input else 7, 1 if small_input else 2, name="conv1"):
         x = layer(x)
     x = keras.layers.ReLU(name="relu")(batch_norm("bn1")(x))

@@ -164,7 +164,7 @@ def _overridden(step, depths, dims, kernel_size, stem_patch_size):
     return design
 
 
-def build_roadmap(step, *, num_classes=1000, input_shape=(224, 224, 3), include_top=True, pooling=None,
+def build_roadmap(step, *, num_classes=1000, input_shape=None, input_tensor=None, include_top=True, pooling=None,
                   drop_path_rate=0.0, layer_scale_init=1e-6, small_input=False, stem_patch_size=None,
                   normalization="imagenet", head_dropout=0.0, head_init_scale=1.0, classifier_activation=None,
                   depths=None, dims=None, kernel_size=None, name=None):
@@ -177,7 +177,7 @@ def build_roadmap(step, *, num_classes=1000, input_shape=(224, 224, 3), include_
     step = get_step(step)
     design = _overridden(step, depths, dims, kernel_size, stem_patch_size)
     name = name or step.name
-    common = dict(num_classes=num_classes, input_shape=input_shape, include_top=include_top, pooling=pooling,
+    common = dict(num_classes=num_classes, input_shape=input_shape, input_tensor=input_tensor, include_top=include_top, pooling=pooling,
                   drop_path_rate=drop_path_rate, small_input=small_input, normalization=normalization,
                   head_dropout=head_dropout, classifier_activation=classifier_activation, name=name)
     if design["stem"] == "resnet":
@@ -206,7 +206,7 @@ def _block_factory(design, layer_scale_init):
     return make
 
 
-def _build_in_block_downsampling(design, *, num_classes, input_shape, include_top, pooling, drop_path_rate,
+def _build_in_block_downsampling(design, *, num_classes, input_shape, input_tensor, include_top, pooling, drop_path_rate,
                                  layer_scale_init, small_input, stem_patch_size, normalization,
                                  head_dropout, classifier_activation, name):
     """Steps 2-10: patchify stem, then ResNet's stages (downsampling inside each stage's first block).
@@ -216,7 +216,7 @@ def _build_in_block_downsampling(design, *, num_classes, input_shape, include_to
     """
     patch = stem_patch_size or (2 if small_input else 4)
     width = STAGE_FILTERS[0] if design["block"] == "torchvision_bottleneck" else design["dims"][0]
-    inputs, x = model_input(input_shape, normalization)
+    inputs, x = model_input(input_shape, normalization, input_tensor)
     x = keras.layers.Conv2D(width, patch, strides=patch, use_bias=design["norm"] != "batch",
                             kernel_initializer=kaiming_fan_out(), name="conv1")(x)
     x = norm_layer(design["norm"], "conv1_norm")(x)

@@ -1,0 +1,144 @@
+"""create_model and the per-variant builders (kconvnext.convnext_t, ...), with real signatures.
+
+Each builder's signature is generated from its family builder's (build_convnext, build_resnet,
+build_roadmap) with the variant's architecture as defaults, plus keras.applications' argument
+names (`weights`, `classes`), so help(), inspect.signature and IDEs show what it takes. Unknown
+keywords are refused with a did-you-mean (kimm and keras-hub drop them silently).
+"""
+import inspect
+
+from kconvnext.models.registry import get_spec, list_models, unknown_name_error
+
+# keras.applications' arguments first, in its order; then the rest of the family builder's.
+_FIRST = ("include_top", "weights", "input_tensor", "input_shape", "pooling", "classes", "num_classes",
+          "classifier_activation")
+_EXTRA_DEFAULTS = {"weights": None, "classes": None}
+
+ARGUMENT_DOCS = {
+    "include_top": "the pooled classifier head (False: features, see pooling).",
+    "weights": 'None (random init), a preset tag such as "imagenet" (`cli.py models --weights` lists '
+               "them), or a timm / torchvision / official ConvNeXt checkpoint file (.safetensors, .pth).",
+    "input_tensor": "a Keras tensor (e.g. keras.Input(...) or a layer's output) to build the model on.",
+    "input_shape": "(height, width, channels), 3 or 1 channels of [0, 255] pixels; None: (224, 224, 3) "
+                   "or input_tensor's shape.",
+    "pooling": 'with include_top=False: None (the last feature map), "avg" or "max".',
+    "classes": "keras.applications' name for num_classes.",
+    "num_classes": "outputs of the classifier (include_top=True).",
+    "classifier_activation": 'None gives logits (losses take from_logits=True); "softmax" probabilities.',
+    "name": "the keras.Model's name (the architecture is the variant's whatever the name).",
+    "drop_path_rate": "stochastic depth, rising linearly over the blocks to this rate.",
+    "layer_scale_init": "initial value of the per-channel residual scale (ConvNeXt blocks).",
+    "small_input": "a stem that keeps 32 px images' resolution (CIFAR).",
+    "stem_patch_size": "the patchify stem's patch size (default 4, 2 with small_input).",
+    "normalization": 'in-model input normalisation: "imagenet" mean/std, another preset of '
+                     "kconvnext.preprocessing, or None for none.",
+    "head_dropout": "dropout before the classifier.",
+    "head_init_scale": "scales the classifier's initial weights (ConvNeXt fine-tuning).",
+    "zero_init_last": "zero each residual block's last BatchNorm scale (timm's default).",
+    "grouped_conv_implementation": 'grouped convs: None (automatic), "native" or "split" (per-group convs).',
+    "depths": "blocks per stage.",
+    "dims": "channels per stage.",
+    "block": '"basic" or "bottleneck" residual blocks.',
+    "groups": "groups of the 3x3 conv (ResNeXt cardinality).",
+    "base_width": "width per group (ResNeXt).",
+    "step": "the roadmap step (0-11) the model is.",
+    "kernel_size": "the depthwise kernel size (roadmap steps 3-10).",
+}
+
+
+def model_parameters(name):
+    """The keyword-only parameters of builder `name`: its family builder's, with the variant's
+    architecture and name as defaults, plus `weights` and `classes`."""
+    spec = get_spec(name)
+    own = inspect.signature(spec.builder).parameters
+    defaults = {**{k: p.default for k, p in own.items()}, **spec.arch, **_EXTRA_DEFAULTS, "name": name}
+    order = [k for k in _FIRST if k in defaults] + [k for k in own if k not in _FIRST and k != "name"] + ["name"]
+    return [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=defaults[k]) for k in order]
+
+
+def model_signature(name):
+    return inspect.Signature(model_parameters(name), return_annotation="keras.Model")
+
+
+def _arguments(name, kwargs):
+    """kwargs checked against builder `name`'s parameters, keras.applications' names resolved."""
+    valid = [p.name for p in model_parameters(name)]
+    for key in kwargs:
+        if key not in valid:
+            raise unknown_name_error(f"{name} argument", key, valid)
+    kwargs = dict(kwargs)
+    classes = kwargs.pop("classes", None)
+    if classes is not None:
+        if kwargs.get("num_classes", classes) != classes:
+            raise ValueError(f"{name}: classes={classes!r} and num_classes={kwargs['num_classes']!r} disagree; "
+                             "give one of them (classes is keras.applications' name for num_classes).")
+        kwargs["num_classes"] = classes
+    return kwargs
+
+
+def _check_preset(model_name, weights):
+    """An unknown preset tag is an error before the model is built (the message lists the model's tags)."""
+    from kconvnext.weights.presets import get_preset, is_preset_name
+
+    if is_preset_name(weights):
+        get_preset(model_name, str(weights))
+
+
+def create_model(name, /, weights=None, **kwargs):
+    """Build a registered model by name; kwargs override its builder's defaults.
+
+    kwargs: the arguments of kconvnext.<name> (see help(kconvnext.convnext_t)), keras.applications'
+    names included (classes, input_tensor, ...); `name=` names the keras.Model, the registered
+    name picks the architecture. An unknown keyword is a ValueError naming the closest valid one.
+    weights: None (random init), a preset tag such as "imagenet" (downloaded once, hash-checked
+    and cached; see kconvnext.weights.presets and `cli.py models` for each model's tags), or the
+    path of a timm / torchvision / official ConvNeXt checkpoint (`.safetensors` or `.pth`). A head
+    of another size (e.g. num_classes=2) keeps its fresh initialisation.
+    """
+    spec = get_spec(name)
+    kwargs = _arguments(name, kwargs)
+    if weights is not None:
+        _check_preset(spec.name, weights)
+    model = spec.builder(**{**spec.arch, "name": name, **kwargs})
+    if weights is not None:
+        # late imports keep the registry import-cycle free
+        from kconvnext.weights import load_weights
+        from kconvnext.weights.presets import is_preset_name
+
+        if is_preset_name(weights):
+            from kconvnext.weights.pretrained import load_pretrained
+
+            build_kwargs = {k: v for k, v in kwargs.items() if k != "input_tensor"}
+            load_pretrained(model, spec.name, str(weights), build_kwargs=build_kwargs)
+        else:
+            load_weights(model, weights)
+    return model
+
+
+def _docstring(name, parameters):
+    spec = get_spec(name)
+    title = name if spec.name == name else f"{name} (= {spec.name})"
+    lines = [f"{title}: a {spec.family} model ({spec.reference}) as a plain functional keras.Model, "
+             "[0, 255] pixels in, logits out.", "",
+             f'Same as kconvnext.create_model("{name}", **kwargs).', "", "Args:"]
+    lines += [f"    {p.name}={p.default!r}: {ARGUMENT_DOCS.get(p.name, '')}".rstrip(": ") for p in parameters]
+    return "\n".join(lines)
+
+
+def make_builder(name):
+    """kconvnext.<name>(...): create_model(name, ...) with `name`'s real signature and docs."""
+
+    def build(**kwargs):
+        return create_model(name, **kwargs)
+
+    parameters = model_parameters(name)
+    build.__name__ = build.__qualname__ = name
+    build.__module__ = "kconvnext"
+    build.__signature__ = model_signature(name)
+    build.__doc__ = _docstring(name, parameters)
+    return build
+
+
+def builders():
+    """{name: builder} for every registered model and alias."""
+    return {name: make_builder(name) for name in list_models(include_aliases=True)}
