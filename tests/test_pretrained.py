@@ -273,3 +273,34 @@ def test_converted_cache_is_shared_by_equivalent_builds():
                                          "layer_scale_init": 1e-6, "drop_path_rate": 0.1}) == plain
     assert converted_cache_path(preset, {"small_input": True}) != plain
     assert converted_cache_path(preset, {"depths": [1, 1, 1, 1]}) != plain
+
+
+def test_a_preset_tag_is_a_tag_even_beside_a_folder_of_that_name(server, preset_cleanup, tmp_path, monkeypatch):
+    """A folder `imagenet/` in the working directory used to turn weights="imagenet" into a
+    checkpoint path ("Checkpoint path imagenet is a directory"): only a file is a path."""
+    model_name, fixture_file, source, kwargs, fixture = LAYOUTS["timm_safetensors"]
+    register_preset(model_name, "imagenet-dir", server.url(serve_with_hash_name(server, fixture_file)),
+                    source=source, num_classes=kwargs["num_classes"])
+    preset_cleanup.append((model_name, "imagenet-dir"))
+    workdir = tmp_path / "work"
+    (workdir / "imagenet-dir").mkdir(parents=True)
+    monkeypatch.chdir(workdir)
+    x, want = reference_logits(fixture)
+    model = build(model_name, kwargs, fixture, "imagenet-dir")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)), want, atol=1e-4)
+
+
+def test_register_preset_without_source_detects_the_layout(server, preset_cleanup):
+    """The user's path: a new tag, no source= ("detected on load"), served over HTTP; used to fail
+    with KeyError: 'auto' after the download. Then again from the converted cache."""
+    for layout in ("official_pth", "torchvision_pth"):
+        model_name, fixture_file, _, kwargs, fixture = LAYOUTS[layout]
+        tag = f"mine-{layout}"
+        register_preset(model_name, tag, server.url(serve_with_hash_name(server, fixture_file)),
+                        num_classes=kwargs["num_classes"])
+        preset_cleanup.append((model_name, tag))
+        x, want = reference_logits(fixture)
+        for _ in range(2):  # download + convert, then the cache
+            model = build(model_name, kwargs, fixture, tag)
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)), want, atol=1e-4)
+    assert len(server.requests) == 2

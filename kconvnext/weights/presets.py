@@ -116,9 +116,10 @@ def get_preset(model_name, tag):
 
 
 def is_preset_name(weights):
-    """A weights argument names a preset when it is a plain word, not an existing file or a path."""
+    """A weights argument names a preset when it is a plain word that names no file: a folder
+    `imagenet/` in the working directory does not turn weights="imagenet" into a path."""
     text = str(weights)
-    return not os.path.exists(text) and re.fullmatch(r"[A-Za-z0-9_\-]+", text) is not None
+    return not os.path.isfile(text) and re.fullmatch(r"[A-Za-z0-9_\-]+", text) is not None
 
 
 def list_presets(model_name=None):
