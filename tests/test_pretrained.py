@@ -241,12 +241,15 @@ def test_decode_predictions_uses_the_imagenet_names():
 def test_predict_cli_with_a_preset_prints_top5_imagenet_names(tmp_path, monkeypatch, capsys, catsdogs_dir,
                                                              preset_cleanup):
     """`cli.py predict IMAGE --model NAME --weights TAG`: from the converted-weights cache alone (the
-    URL is unreachable, so nothing may be downloaded), ImageNet names for the top 5."""
+    URL is unreachable, so nothing may be downloaded), ImageNet names for the top 5, the image
+    preprocessed with the preset's own transform (here bicubic, crop 0.75; it used to be bilinear 0.875)."""
     from kconvnext.commands import main
-    from kconvnext.training.evaluate import load_image
+    from kconvnext.preprocessing import EvalTransform
 
     monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
-    register_preset("convnext_atto", "cached-only", "http://127.0.0.1:9/convnext_atto_x.pth", source="convnext_timm")
+    published = EvalTransform(224, crop_pct=0.75, interpolation="bicubic")
+    register_preset("convnext_atto", "cached-only", "http://127.0.0.1:9/convnext_atto_x.pth", source="convnext_timm",
+                    transform=published.to_dict())
     preset_cleanup.append(("convnext_atto", "cached-only"))
     reference = kconvnext.create_model("convnext_atto")  # random weights, 1000 classes
     cache = converted_cache_path(get_preset("convnext_atto", "cached-only"))
@@ -257,8 +260,10 @@ def test_predict_cli_with_a_preset_prints_top5_imagenet_names(tmp_path, monkeypa
     assert main(["predict", str(image), "--model", "convnext_atto", "--weights", "cached-only"]) == 0
     fields = capsys.readouterr().out.strip().split("\t")
     assert fields[0] == str(image) and len(fields) == 6
-    logits = reference(load_image(image, 224, 0.875)[None], training=False)
-    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))[0]
+    assert kconvnext.preprocessing_for("convnext_atto", "cached-only") == published
+    probs, old = (keras.ops.convert_to_numpy(keras.ops.softmax(reference(t.load(image)[None], training=False)))[0]
+                  for t in (published, EvalTransform(224, 0.875)))
+    assert np.abs(probs - old).max() > 1e-3  # the two transforms are told apart by this check
     want = kconvnext.decode_predictions(probs, top=5)
     assert [f.rsplit(" ", 1)[0] for f in fields[1:]] == [name for _, name, _ in want]
     np.testing.assert_allclose([float(f.rsplit(" ", 1)[1]) for f in fields[1:]], [p for _, _, p in want], atol=1e-4)
