@@ -174,7 +174,8 @@ class EvalTransform:
                            tf.int64)
         new_h = tf.where(h <= w, tf.constant(self.resize_size, tf.int64), new_long)
         new_w = tf.where(h <= w, new_long, tf.constant(self.resize_size, tf.int64))
-        image = tf.image.resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32), method=self.interpolation, antialias=True)
+        image = tf.image.resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32), method=self.interpolation,
+                                antialias=True)
         top = tf.cast(tf.round(tf.cast(new_h - self.image_size, tf.float64) / 2.0), tf.int64)
         left = tf.cast(tf.round(tf.cast(new_w - self.image_size, tf.float64) / 2.0), tf.int64)
         image = image[top:top + self.image_size, left:left + self.image_size, :]

@@ -137,3 +137,20 @@ def test_run_info_without_a_transform_is_read_as_the_training_pipeline_wrote_it(
     assert t.mean == (0.4914, 0.4822, 0.4465)
     published = kconvnext.preprocessing_for("convnext_nano", "imagenet")
     assert EvalTransform.from_run_info({"eval_transform": published.to_dict(), "image_size": 224}) == published
+
+
+def test_export_serves_with_the_runs_transform(catsdogs_dir):
+    """The SavedModel's bytes signature preprocesses with run.json's eval_transform (a probe of a
+    preset writes it); an explicit --eval-crop-ratio keeps the interpolation, changes the crop."""
+    import tensorflow as tf
+
+    from kconvnext.export import preprocess
+
+    published = kconvnext.preprocessing_for("convnext_nano", "imagenet").at_size(64)
+    transform = preprocess.transform_for({"eval_transform": published.to_dict(), "image_size": 64}, 64)
+    assert transform == published
+    assert preprocess.transform_for({"image_size": 64}, 64).interpolation == "bilinear"  # older runs
+    assert preprocess.transform_for({"eval_transform": published.to_dict()}, 64, 0.8).interpolation == "bicubic"
+    path = photos(catsdogs_dir)[0]
+    served = preprocess.preprocess_batch(tf.constant([path.read_bytes()]), 64, transform).numpy()[0]
+    np.testing.assert_array_equal(served, published.load(path).numpy())
