@@ -6,6 +6,7 @@ from kconvnext.training import TrainingDiverged, load_recipe, train
 from kconvnext.imagenet import decode_predictions, imagenet_classes
 from kconvnext.models import builders as _builders
 from kconvnext.models import create_model, get_spec, list_models
+from kconvnext.weights.presets import preprocessing_for
 
 __version__ = "0.1.0"
 
@@ -26,3 +27,4 @@ __all__ = [
     "TrainingDiverged", "create_model", "data", "decode_predictions", "imagenet_classes", "export", "get_spec", "layers", "list_models",
     "load_recipe", "train", "training", "weights", *list_models(include_aliases=True),
 ]
+__all__ += ["preprocessing_for"]

@@ -241,12 +241,15 @@ def test_decode_predictions_uses_the_imagenet_names():
 def test_predict_cli_with_a_preset_prints_top5_imagenet_names(tmp_path, monkeypatch, capsys, catsdogs_dir,
                                                              preset_cleanup):
     """`cli.py predict IMAGE --model NAME --weights TAG`: from the converted-weights cache alone (the
-    URL is unreachable, so nothing may be downloaded), ImageNet names for the top 5."""
+    URL is unreachable, so nothing may be downloaded), ImageNet names for the top 5, the image
+    preprocessed with the preset's own transform (here bicubic, crop 0.75; it used to be bilinear 0.875)."""
     from kconvnext.commands import main
-    from kconvnext.training.evaluate import load_image
+    from kconvnext.preprocessing import EvalTransform
 
     monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
-    register_preset("convnext_atto", "cached-only", "http://127.0.0.1:9/convnext_atto_x.pth", source="convnext_timm")
+    published = EvalTransform(224, crop_pct=0.75, interpolation="bicubic")
+    register_preset("convnext_atto", "cached-only", "http://127.0.0.1:9/convnext_atto_x.pth", source="convnext_timm",
+                    transform=published.to_dict())
     preset_cleanup.append(("convnext_atto", "cached-only"))
     reference = kconvnext.create_model("convnext_atto")  # random weights, 1000 classes
     cache = converted_cache_path(get_preset("convnext_atto", "cached-only"))
@@ -257,8 +260,10 @@ def test_predict_cli_with_a_preset_prints_top5_imagenet_names(tmp_path, monkeypa
     assert main(["predict", str(image), "--model", "convnext_atto", "--weights", "cached-only"]) == 0
     fields = capsys.readouterr().out.strip().split("\t")
     assert fields[0] == str(image) and len(fields) == 6
-    logits = reference(load_image(image, 224, 0.875)[None], training=False)
-    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))[0]
+    assert kconvnext.preprocessing_for("convnext_atto", "cached-only") == published
+    probs, old = (keras.ops.convert_to_numpy(keras.ops.softmax(reference(t.load(image)[None], training=False)))[0]
+                  for t in (published, EvalTransform(224, 0.875)))
+    assert np.abs(probs - old).max() > 1e-3  # the two transforms are told apart by this check
     want = kconvnext.decode_predictions(probs, top=5)
     assert [f.rsplit(" ", 1)[0] for f in fields[1:]] == [name for _, name, _ in want]
     np.testing.assert_allclose([float(f.rsplit(" ", 1)[1]) for f in fields[1:]], [p for _, _, p in want], atol=1e-4)
@@ -273,3 +278,34 @@ def test_converted_cache_is_shared_by_equivalent_builds():
                                          "layer_scale_init": 1e-6, "drop_path_rate": 0.1}) == plain
     assert converted_cache_path(preset, {"small_input": True}) != plain
     assert converted_cache_path(preset, {"depths": [1, 1, 1, 1]}) != plain
+
+
+def test_a_preset_tag_is_a_tag_even_beside_a_folder_of_that_name(server, preset_cleanup, tmp_path, monkeypatch):
+    """A folder `imagenet/` in the working directory used to turn weights="imagenet" into a
+    checkpoint path ("Checkpoint path imagenet is a directory"): only a file is a path."""
+    model_name, fixture_file, source, kwargs, fixture = LAYOUTS["timm_safetensors"]
+    register_preset(model_name, "imagenet-dir", server.url(serve_with_hash_name(server, fixture_file)),
+                    source=source, num_classes=kwargs["num_classes"])
+    preset_cleanup.append((model_name, "imagenet-dir"))
+    workdir = tmp_path / "work"
+    (workdir / "imagenet-dir").mkdir(parents=True)
+    monkeypatch.chdir(workdir)
+    x, want = reference_logits(fixture)
+    model = build(model_name, kwargs, fixture, "imagenet-dir")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)), want, atol=1e-4)
+
+
+def test_register_preset_without_source_detects_the_layout(server, preset_cleanup):
+    """The user's path: a new tag, no source= ("detected on load"), served over HTTP; used to fail
+    with KeyError: 'auto' after the download. Then again from the converted cache."""
+    for layout in ("official_pth", "torchvision_pth"):
+        model_name, fixture_file, _, kwargs, fixture = LAYOUTS[layout]
+        tag = f"mine-{layout}"
+        register_preset(model_name, tag, server.url(serve_with_hash_name(server, fixture_file)),
+                        num_classes=kwargs["num_classes"])
+        preset_cleanup.append((model_name, tag))
+        x, want = reference_logits(fixture)
+        for _ in range(2):  # download + convert, then the cache
+            model = build(model_name, kwargs, fixture, tag)
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)), want, atol=1e-4)
+    assert len(server.requests) == 2

@@ -10,12 +10,17 @@ import pytest
 
 import kconvnext
 from kconvnext.commands import main
+from kconvnext.data.loader import select_splits
+from kconvnext.data.pipeline import validation_dataset
+from kconvnext.preprocessing import EvalTransform
 from kconvnext.training import probe
+from kconvnext.training.evaluate import evaluate
 from kconvnext.weights import WeightsUnavailableError, register_preset
 from kconvnext.weights.presets import unregister_preset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 ARCH = {"depths": [1, 1, 2, 1], "dims": [16, 32, 48, 64]}  # the timm parity fixture's ConvNeXt
+PUBLISHED = EvalTransform(224, crop_pct=0.95, interpolation="bicubic")  # the preset's eval transform
 PROBE = dict(image_size=64, limit=24, batch_size=16, epochs=40, warmup_epochs=0, lr=1e-2, model=ARCH,
              pretrained="probe-test")
 
@@ -26,7 +31,8 @@ def preset(tmp_path, monkeypatch):
     mirror = tmp_path / "store" / "convnext_timm.safetensors"
     mirror.parent.mkdir()
     shutil.copy(FIXTURES / "convnext_timm.safetensors", mirror)
-    register_preset("convnext_atto", "probe-test", mirror.as_uri(), source="convnext_timm", num_classes=7)
+    register_preset("convnext_atto", "probe-test", mirror.as_uri(), source="convnext_timm", num_classes=7,
+                    transform=PUBLISHED.to_dict())
     yield
     unregister_preset("convnext_atto", "probe-test")
 
@@ -63,16 +69,23 @@ def test_probe_runs_backbone_once_per_image_and_saves_features_to_head(
     head_kernel = keras.ops.convert_to_numpy(saved.get_layer("head_fc").kernel)
     assert not np.allclose(head_kernel, keras.ops.convert_to_numpy(pretrained.get_layer("head_fc").kernel))
 
-    # The saved model is features -> trained head: same logits as the cached features through the head.
+    # The saved model is features -> trained head: same logits as the cached features through the
+    # head, the images preprocessed with the preset's published transform (at the probe's 64 px).
     cache = np.load(next((run / "features").glob("*.npz")))
-    data = kconvnext.data.load("catsdogs", data_dir=str(catsdogs_dir), image_size=64, batch_size=8, limit=24,
-                               augment=kconvnext.data.AugmentConfig.none())
-    images, _ = next(iter(data.validation))
+    splits = select_splits("catsdogs", data_dir=str(catsdogs_dir), image_size=64, limit=24)
+    validation = validation_dataset(
+        splits.validation, num_classes=2, image_size=64, batch_size=8, config=kconvnext.data.AugmentConfig.none(),
+        transform=PUBLISHED)
+    images, _ = next(iter(validation))
     want = cache["val_x"][:8] @ head_kernel + keras.ops.convert_to_numpy(saved.get_layer("head_fc").bias)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(saved(images, training=False)), want, atol=1e-4)
 
     facts = kconvnext.run_folder.RunFolder(run).info()
     assert facts["linear_probe"] is True and facts["backbone_images"] == 48
+    # eval reads the transform from run.json: the probe's own validation accuracy, image for image.
+    assert EvalTransform.from_dict(facts["eval_transform"]) == PUBLISHED.at_size(64)
+    assert evaluate(run, "catsdogs", data_dir=str(catsdogs_dir), limit=24, verbose=0)["top1"] == \
+        pytest.approx(result.report["top1"])
     assert facts["validation_top1"] == pytest.approx(result.report["top1"])
     assert (run / "plots" / "confusion_matrix.png").is_file() and (run / "logs" / "training.csv").is_file()
 

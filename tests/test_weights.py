@@ -374,3 +374,25 @@ def test_safetensors_and_pth_loading_need_no_torch():
     if importlib.util.find_spec("torch") is None:  # the main dev venv and CI: no torch at all
         with pytest.raises(ImportError):
             import torch  # noqa: F401
+
+
+def test_a_21k_head_into_the_default_1000_class_model_is_an_error(tmp_path):
+    """A checkpoint whose classifier has 21,841 classes, loaded into a model with the default 1000,
+    used to get a random head and an INFO log; an explicitly different head (fine-tuning) still
+    keeps its fresh initialisation."""
+    from safetensors.numpy import load_file
+
+    state = load_file(str(weights_file("convnext_timm")))
+    width = state["head.fc.weight"].shape[1]
+    state["head.fc.weight"] = np.zeros((21841, width), "float32")
+    state["head.fc.bias"] = np.zeros((21841,), "float32")
+    path = tmp_path / "in22k.safetensors"
+    save_file(state, str(path))
+    model = build("convnext_timm", num_classes=1000)
+    before = snapshot(model)
+    with pytest.raises(WeightsMismatchError, match=r"21841 classes.*1000.*num_classes=21841"):
+        load_weights(model, path)
+    assert all(np.array_equal(v, before[k]) for k, v in snapshot(model).items())
+    report = load_weights(build("convnext_timm", num_classes=2), path)
+    assert not report.head_loaded
+    assert load_weights(build("convnext_timm", num_classes=21841), path).head_loaded

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from kconvnext.data.augment_numpy import CIFAR_PAD
 from kconvnext.data.seeds import ElementSeed
-from kconvnext.preprocessing import resolve_normalization
+from kconvnext.preprocessing import EvalTransform, resolve_normalization
 
 VALUE_RANGE = (0, 255)
 
@@ -56,13 +56,9 @@ def pad_and_crop(image, size, seed, pad=CIFAR_PAD):
 
 
 def center_crop(image, size, crop_ratio):
-    """Validation: shorter side to size / crop_ratio, then the central size x size."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = (size / crop_ratio) / tf.reduce_min(shape)
-    resized_hw = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), size)
-    image = resize(image, resized_hw)
-    top, left = (resized_hw[0] - size) // 2, (resized_hw[1] - size) // 2
-    return image[top:top + size, left:left + size, :]
+    """Validation: shorter side to floor(size / crop_ratio) (bilinear), then the central size x size:
+    the one implementation, kconvnext.preprocessing.EvalTransform."""
+    return EvalTransform(int(size), float(crop_ratio))(image)
 
 
 def pixel_stats(normalization):

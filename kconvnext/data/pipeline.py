@@ -17,13 +17,13 @@ from kconvnext.data.augment_numpy import cifar_pad
 from kconvnext.data.randaugment import RandAugment, fill_colour
 from kconvnext.data.seeds import seed_stream
 from kconvnext.data.sources.base import ArraySplit
+from kconvnext.preprocessing import decode_image
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 def decode_file(path):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    return tf.cast(tf.ensure_shape(image, (None, None, 3)), tf.float32)
+    return tf.cast(decode_image(tf.io.read_file(path)), tf.float32)
 
 
 def _reader(split):
@@ -83,8 +83,9 @@ def _finish(ds, batch_size, count):
     return _known_length(ds.batch(batch_size), math.ceil(count / batch_size)).prefetch(AUTOTUNE)
 
 
-def validation_dataset(split, *, num_classes, image_size, batch_size, config):
-    """No augmentation: arrays are only resized if image_size differs; files resize + center crop.
+def validation_dataset(split, *, num_classes, image_size, batch_size, config, transform=None):
+    """No augmentation: arrays are only resized if image_size differs; files resize + center crop
+    (bilinear at config.eval_crop_ratio, or `transform`: a preset's EvalTransform, e.g. bicubic).
 
     Not cached like training images: the trainer peeks at one validation batch to build
     the model, and a partly read tf.data cache is discarded with a warning; validation decodes a
@@ -99,7 +100,8 @@ def validation_dataset(split, *, num_classes, image_size, batch_size, config):
             if split.images.shape[1] != image_size:
                 image = aug.resize(image, (image_size, image_size))
         else:
-            image = aug.center_crop(image, image_size, config.eval_crop_ratio)
+            image = (transform.at_size(image_size)(image) if transform is not None
+                     else aug.center_crop(image, image_size, config.eval_crop_ratio))
         image = tf.ensure_shape(tf.clip_by_value(image, *aug.VALUE_RANGE), (image_size, image_size, 3))
         return image, tf.one_hot(label, num_classes, dtype=tf.float32)
 

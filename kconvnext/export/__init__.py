@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kconvnext import files, run_folder
 from kconvnext.export import labels, paths, precision, preprocess, quantization, validate
-from kconvnext.export.preprocess import DEFAULT_CROP_RATIO, eval_resize_crop
+from kconvnext.export.preprocess import eval_resize_crop
 from kconvnext.export.quantization import CALIBRATED, QUANTIZATIONS
 
 FORMATS = ("saved_model", "tflite")
@@ -131,8 +131,7 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
     requested, quantize = quantize, quantization.resolve(quantize, model)
     metadata = source.metadata if source else {}
     size = _image_size(model, metadata, image_size)
-    crop_ratio = float(eval_crop_ratio or metadata.get("eval_crop_ratio") or DEFAULT_CROP_RATIO)
-    preprocess.check_crop_ratio(crop_ratio)
+    crop_ratio = preprocess.transform_for(metadata, size, eval_crop_ratio)  # an EvalTransform
     num_classes = int(model.output_shape[-1])
     names = run_folder.resolve_class_names(class_names, metadata, num_classes, where=model.name)
 

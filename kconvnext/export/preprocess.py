@@ -1,14 +1,17 @@
 """Image decoding and evaluation geometry for export, as TF ops (they run inside the SavedModel).
 
-There is one implementation of the evaluation preprocessing, in the data pipeline
-(kconvnext.data: `augment.center_crop` then a clip to [0, 255], after `tf.io.decode_image`);
-these functions only call it for one image so that serving and evaluation cannot disagree.
+There is one implementation of each: decoding is kconvnext.preprocessing.decode_image and the
+resize + crop is kconvnext.preprocessing.EvalTransform, which the data pipeline's validation,
+`eval`, `predict` and the probe use too, so serving and evaluation cannot disagree.
+Where these functions take `crop_ratio` it is either a crop fraction (bilinear, as the training
+pipeline validates) or an EvalTransform (a preset's or a run's: run.json `eval_transform`).
 """
 import tensorflow as tf
 
-from kconvnext.data import augment as _data_augment
+from kconvnext.preprocessing import DEFAULT_CROP_PCT, EvalTransform
+from kconvnext.preprocessing import decode_image as _decode_image
 
-DEFAULT_CROP_RATIO = 0.875
+DEFAULT_CROP_RATIO = DEFAULT_CROP_PCT
 
 
 def check_crop_ratio(crop_ratio):
@@ -17,28 +20,29 @@ def check_crop_ratio(crop_ratio):
     return float(crop_ratio)
 
 
-def eval_resize_crop(image, image_size, crop_ratio=DEFAULT_CROP_RATIO):
-    """One image (H, W, 3), any numeric dtype -> float32 (image_size, image_size, 3) in [0, 255].
+def as_transform(image_size, crop_ratio=DEFAULT_CROP_RATIO):
+    """An EvalTransform at image_size from a crop fraction or a transform."""
+    if isinstance(crop_ratio, EvalTransform):
+        return crop_ratio.at_size(image_size)
+    return EvalTransform(int(image_size), check_crop_ratio(crop_ratio))
 
-    Exactly the validation pipeline's geometry for image files (kconvnext.data): shorter side to
-    image_size / crop_ratio (bilinear, antialiased), central image_size crop, clip to [0, 255].
-    """
-    image_size = int(image_size)
-    image = tf.cast(image, tf.float32)
-    out = _data_augment.center_crop(image, image_size, check_crop_ratio(crop_ratio))
-    out = tf.clip_by_value(out, *map(float, _data_augment.VALUE_RANGE))
-    return tf.ensure_shape(out, [image_size, image_size, 3])
+
+def transform_for(metadata, image_size, eval_crop_ratio=None):
+    """The export's transform: the model's run info (run.json), an explicit crop fraction winning."""
+    transform = EvalTransform.from_run_info(metadata or {}, image_size=image_size)
+    return transform.with_crop_pct(check_crop_ratio(eval_crop_ratio)) if eval_crop_ratio else transform
+
+
+def eval_resize_crop(image, image_size, crop_ratio=DEFAULT_CROP_RATIO):
+    """One image (H, W, 3), any numeric dtype -> float32 (image_size, image_size, 3) in [0, 255]:
+    shorter side resized (antialiased), central crop, clipped to [0, 255]."""
+    return as_transform(image_size, crop_ratio)(image)
 
 
 def decode_image(encoded):
-    """JPEG/PNG/GIF/BMP bytes (scalar string) -> uint8 (H, W, 3), as the data pipeline decodes files.
-
-    Note: TF decodes JPEG with libjpeg's fast integer IDCT, which differs from PIL/Pillow (the
-    accurate IDCT) by up to 4 levels on most pixels; clients that decode with PIL and use the
-    float-pixel signature see slightly different probabilities than the string signature.
-    """
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    return tf.ensure_shape(image, [None, None, 3])
+    """JPEG/PNG/GIF/BMP bytes (scalar string) -> uint8 (H, W, 3), as the data pipeline decodes files
+    (JPEG with the accurate IDCT, as PIL: float-pixel clients decoding with PIL see the same pixels)."""
+    return _decode_image(encoded)
 
 
 def decode_and_preprocess(encoded, image_size, crop_ratio=DEFAULT_CROP_RATIO):
@@ -48,8 +52,9 @@ def decode_and_preprocess(encoded, image_size, crop_ratio=DEFAULT_CROP_RATIO):
 
 def preprocess_batch(encoded_batch, image_size, crop_ratio=DEFAULT_CROP_RATIO):
     """A 1-D string tensor of encoded images -> float32 (B, image_size, image_size, 3)."""
+    transform = as_transform(image_size, crop_ratio)
     return tf.map_fn(
-        lambda b: decode_and_preprocess(b, image_size, crop_ratio),
+        lambda b: transform(decode_image(b)),
         encoded_batch,
         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
     )

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from kconvnext.export.labels import LABELS_FILE, labels_text
-from kconvnext.export.preprocess import preprocess_batch
+from kconvnext.export.preprocess import as_transform, preprocess_batch
 
 DEFAULT_SIGNATURE = "serving_default"
 PIXELS_SIGNATURE = "serving_pixels"
@@ -60,8 +60,10 @@ def write_saved_model(model, path, *, class_names, image_size, crop_ratio, metad
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
     with open(path / METADATA_FILE, "w", encoding="utf-8") as f:
+        transform = as_transform(image_size, crop_ratio)
         json.dump({"class_names": list(class_names), "image_size": int(image_size),
-                   "eval_crop_ratio": float(crop_ratio), **(metadata or {})}, f, indent=2)
+                   "eval_crop_ratio": transform.crop_pct, "eval_transform": transform.to_dict(),
+                   **(metadata or {})}, f, indent=2)
 
 
 def write_archive(archive, path, assets=None):

@@ -2,7 +2,6 @@
 
 Shared by the trainer (confusion matrix at the end of a run) and `cli.py eval` / `predict`.
 """
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -81,38 +80,36 @@ def format_report(report):
 
 def evaluate(run_or_file, dataset, *, data_dir=None, batch_size=32, limit=None, verbose=1):
     """The accuracy report of a trained model on `dataset`'s validation split, preprocessed the
-    way that model was validated during training (image size and crop ratio from run.json)."""
+    way that model was validated during training (run.json's eval transform: image size, crop,
+    interpolation; see EvalTransform.from_run_info)."""
     from kconvnext import data as kdata
+    from kconvnext.data.loader import select_splits
+    from kconvnext.data.pipeline import validation_dataset
 
     model, info = load_trained_model(run_or_file)
-    augment = dict(dataclasses.asdict(kdata.AugmentConfig.none()),
-                   eval_crop_ratio=float(info.get("eval_crop_ratio", 0.875)))
-    bundle = kdata.load(dataset, data_dir=data_dir, image_size=int(info["image_size"]),
-                        batch_size=batch_size, augment=augment, limit=limit)
-    names = info.get("class_names")
-    if names and list(names) != list(bundle.class_names):
+    transform = run_transform(info)
+    splits = select_splits(dataset, data_dir=data_dir, image_size=transform.image_size, batch_size=batch_size,
+                           limit=limit)
+    names, class_names = info.get("class_names"), list(splits.source.class_names)
+    if names and list(names) != class_names:
         raise ValueError(
-            f"{run_or_file} was trained on classes {names}, but {dataset} has {bundle.class_names}; "
+            f"{run_or_file} was trained on classes {names}, but {dataset} has {class_names}; "
             "evaluate it on the data set it was trained for."
         )
-    if int(model.output_shape[-1]) != bundle.num_classes:
-        raise ValueError(f"{run_or_file} predicts {model.output_shape[-1]} classes; {dataset} has {bundle.num_classes}.")
-    probs, labels = predict_dataset(model, bundle.validation, verbose=verbose)
-    return accuracy_report(probs, labels, bundle.class_names)
+    if int(model.output_shape[-1]) != len(class_names):
+        raise ValueError(f"{run_or_file} predicts {model.output_shape[-1]} classes; {dataset} has {len(class_names)}.")
+    validation = validation_dataset(splits.validation, num_classes=len(class_names), image_size=splits.image_size,
+                                    batch_size=int(batch_size), config=kdata.AugmentConfig.none(),
+                                    transform=transform)
+    probs, labels = predict_dataset(model, validation, verbose=verbose)
+    return accuracy_report(probs, labels, class_names)
 
 
-def load_image(path, image_size, crop_ratio):
-    """Decode one image file and resize + center-crop it as validation does -> (H, W, 3) float32."""
-    import tensorflow as tf
+def run_transform(info):
+    """The EvalTransform of a trained model's run info (load_trained_model's second value)."""
+    from kconvnext.preprocessing import EvalTransform
 
-    from kconvnext.data.augment import center_crop
-
-    try:
-        raw = tf.io.read_file(str(path))
-        image = tf.io.decode_image(raw, channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as err:
-        raise ValueError(f"{path}: cannot read as an image ({err.message.splitlines()[0]}).") from None
-    return center_crop(tf.cast(image, tf.float32), int(image_size), float(crop_ratio))
+    return EvalTransform.from_run_info(info)
 
 
 def predict_files(run_or_file, paths, top=1):
@@ -120,20 +117,26 @@ def predict_files(run_or_file, paths, top=1):
     model, info = load_trained_model(run_or_file)
     num = int(model.output_shape[-1])
     names = info.get("class_names") or [str(i) for i in range(num)]
-    return classify_files(model, names, paths, info["image_size"], info.get("eval_crop_ratio", 0.875), top)
+    return classify_files(model, names, paths, run_transform(info), top)
 
 
-def predict_files_pretrained(model_name, weights, paths, top=5, image_size=224, crop_ratio=0.875):
+def predict_files_pretrained(model_name, weights, paths, top=5, image_size=None):
     """As predict_files, for a registered model with a weights preset ("imagenet") or checkpoint
-    file and its own 1000-class head: ImageNet class names, preprocessed as the presets were evaluated."""
+    file and its own 1000-class head: ImageNet class names, preprocessed as the preset was
+    published (kconvnext.preprocessing_for), at image_size if given."""
     from kconvnext.imagenet import imagenet_classes
     from kconvnext.models import create_model
+    from kconvnext.weights.presets import preprocessing_for
 
     _check_files(paths)
-    model = create_model(model_name, weights=weights, input_shape=(image_size, image_size, 3))
+    transform = preprocessing_for(model_name, weights)
+    transform = transform.at_size(image_size or transform.image_size)
+    size = transform.image_size
+    model = create_model(model_name, weights=weights, input_shape=(size, size, 3))
+    transform.check_model(model, where=f"{model_name} weights={weights!r}")
     num = int(model.output_shape[-1])
     names = list(imagenet_classes()) if num == 1000 else [str(i) for i in range(num)]
-    return classify_files(model, names, paths, image_size, crop_ratio, top)
+    return classify_files(model, names, paths, transform, top)
 
 
 def _check_files(paths):
@@ -142,13 +145,14 @@ def _check_files(paths):
             raise FileNotFoundError(f"{p}: no such image file.")
 
 
-def classify_files(model, names, paths, image_size, crop_ratio, top):
+def classify_files(model, names, paths, transform, top):
+    """Each file decoded and passed through `transform` (an EvalTransform), then the model."""
     import keras
 
     _check_files(paths)
     out = []
     for p in paths:
-        image = load_image(p, image_size, crop_ratio)
+        image = transform.load(p)
         logits = model(keras.ops.expand_dims(image, 0), training=False)
         probs = keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))[0]
         order = np.argsort(-probs)[:top]

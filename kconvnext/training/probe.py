@@ -59,12 +59,21 @@ def _views_config(config):
     return aug
 
 
-def _fingerprint(model_name, config, splits):
+def probe_transform(model_name, config):
+    """The features are the pretrained backbone's as published: the weights' own eval transform
+    (kconvnext.preprocessing_for: e.g. bicubic for ConvNeXt, resize 232 for torchvision V2) at the
+    recipe's image size. The run's eval, predict and export then use it too (run.json)."""
+    from kconvnext.weights.presets import preprocessing_for
+
+    return preprocessing_for(model_name, config.pretrained).at_size(config.image_size)
+
+
+def _fingerprint(model_name, config, splits, transform):
     """What the cached features depend on: backbone, weights, preprocessing, views and the images."""
     paths = getattr(splits.train, "paths", None)
     items = {
         "model": model_name, "pretrained": str(config.pretrained), "image_size": config.image_size,
-        "eval_crop_ratio": config.augment.eval_crop_ratio, "views": config.probe_views,
+        "eval_transform": transform.to_dict(), "views": config.probe_views,
         "views_augment": _views_config(config) if config.probe_views else None, "seed": config.seed,
         "model_options": config.model, "small_input": config.small_input,
         "train": [len(splits.train), list(paths[:3]) + list(paths[-3:]) if paths else None],
@@ -73,11 +82,12 @@ def _fingerprint(model_name, config, splits):
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def compute_features(net, splits, config, run_dir, print_fn=print, verbose=1):
-    """{"train": (x, y), "validation": (x, y), "seconds": s, "images": n, "cached": bool}."""
+def compute_features(net, splits, config, run_dir, transform, print_fn=print, verbose=1):
+    """{"train": (x, y), "validation": (x, y), "seconds": s, "images": n, "cached": bool}; the
+    center-crop views and the validation images through `transform` (probe_transform)."""
     from kconvnext.data.pipeline import train_dataset, validation_dataset
 
-    cache = RunFolder(run_dir).features / f"{_fingerprint(net.name, config, splits)}.npz"
+    cache = RunFolder(run_dir).features / f"{_fingerprint(net.name, config, splits, transform)}.npz"
     if cache.is_file():
         data = np.load(cache)
         print_fn(f"features  reusing {cache} (same backbone, weights, images and views)")
@@ -86,7 +96,7 @@ def compute_features(net, splits, config, run_dir, print_fn=print, verbose=1):
     extractor = feature_extractor(net)
     num_classes = len(splits.source.class_names)
     plain = dict(num_classes=num_classes, image_size=config.image_size, batch_size=config.batch_size,
-                 config=_plain_config(config))
+                 config=_plain_config(config), transform=transform)
     train_x, train_y, t1 = extract(extractor, validation_dataset(splits.train, **plain),
                                    total=len(splits.train), label="train (center crop)", verbose=verbose)
     xs, ys, seconds = [train_x], [train_y], t1
@@ -158,7 +168,12 @@ def run_probe(model_name, config, splits, run_dir, *, print_fn=print, verbose=1)
                          "(a preset, see `cli.py models`) or --set pretrained=FILE.")
     num_classes = len(splits.source.class_names)
     net = build_model(model_name, config, num_classes, splits.source.normalization)
-    features = compute_features(net, splits, config, run_dir, print_fn=print_fn, verbose=verbose)
+    transform = probe_transform(model_name, config)
+    try:
+        transform.check_model(net, where=f"{model_name} (normalization={splits.source.normalization!r})")
+    except ValueError as err:  # a probe retrains the head: worth saying, not worth refusing
+        print_fn(f"warning: {err}")
+    features = compute_features(net, splits, config, run_dir, transform, print_fn=print_fn, verbose=verbose)
     head, history = train_head(net, features, config, num_classes, RunFolder(run_dir).logs, verbose=verbose)
     net.get_layer("head_fc").set_weights(head.get_layer("head_fc").get_weights())
     val_x, val_y = features["validation"]
@@ -166,6 +181,7 @@ def run_probe(model_name, config, splits, run_dir, *, print_fn=print, verbose=1)
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
     report = accuracy_report(probs, val_y, list(splits.source.class_names))
     run = RunFolder(run_dir)
+    run.update_info({"eval_transform": transform.to_dict()})
     save_model_atomic(net, run.last_checkpoint)
     save_model_atomic(net, run.best_checkpoint)  # = last: no selection on validation
     state = {**run.state(), "completed_epochs": len(history),

@@ -20,6 +20,7 @@ logger = logging.getLogger("kconvnext.weights")
 
 # Model layers whose variables never come from a checkpoint (in-model pixel normalisation).
 _NOT_FROM_CHECKPOINT = ("normalization",)
+DEFAULT_NUM_CLASSES = 1000  # the builders' default head: ImageNet-1k
 
 
 class WeightsMismatchError(ValueError):
@@ -53,7 +54,7 @@ def _family_of(model_paths):
     return None
 
 
-def load_weights(model, path, *, source="auto", skip_mismatched_head=True):
+def load_weights(model, path, *, source="auto", skip_mismatched_head=None):
     """Load a timm / torchvision / official-ConvNeXt checkpoint (`.safetensors` or `.pth`) into `model`.
 
     Every backbone weight must be matched, by name and shape, or a `WeightsMismatchError` names
@@ -61,7 +62,9 @@ def load_weights(model, path, *, source="auto", skip_mismatched_head=True):
     (`head_fc`) is loaded when it fits; when its size differs (fine-tuning to other classes), when
     the checkpoint has none, or when the model has none (include_top=False), the model keeps what
     it has, and the returned `LoadReport` says so (also logged on `kconvnext.weights`).
-    With skip_mismatched_head=False a head of another size is an error instead.
+    skip_mismatched_head: None (default) keeps a fresh head of another size only when the model's
+    head is not the default 1000 classes (num_classes=2 asks for fine-tuning; a 21,841-class head
+    into a default 1000-class model is a mistake, and an error); True always, False never.
     Returns the LoadReport.
     """
     path = os.fspath(path)
@@ -74,7 +77,7 @@ def load_weights(model, path, *, source="auto", skip_mismatched_head=True):
                             skip_mismatched_head=skip_mismatched_head)
 
 
-def assign_converted(model, converted, *, source, origin, unmatched=(), skip_mismatched_head=True):
+def assign_converted(model, converted, *, source, origin, unmatched=(), skip_mismatched_head=None):
     """Assign already-converted weights (a list of converters.Converted) to `model`, all or nothing,
     with load_weights' rules; `origin` names where they came from in messages."""
     path = origin
@@ -84,7 +87,7 @@ def assign_converted(model, converted, *, source, origin, unmatched=(), skip_mis
         w.path: w for w in model.weights if w.path.split("/", 1)[0] not in _NOT_FROM_CHECKPOINT
     }
     family = _family_of(variables)
-    if family is not None and family != FAMILY[source]:
+    if family is not None and source in FAMILY and family != FAMILY[source]:
         raise WeightsMismatchError(
             f"{path} is a {DESCRIPTION[source]} checkpoint, but model {model.name!r} is a "
             f"{family} (wrong architecture)."
@@ -145,8 +148,10 @@ def assign_converted(model, converted, *, source, origin, unmatched=(), skip_mis
                 f"{model.name!r} (unexpected key: wrong depths, layer scale or architecture?)."
             )
 
+    if head_problems and skip_mismatched_head is None:
+        _refuse_default_head_of_other_size(variables, converted, path)
     if head_problems:
-        if not skip_mismatched_head:
+        if skip_mismatched_head is False:
             raise WeightsMismatchError(f"{path}: classifier head does not fit: {'; '.join(head_problems)}.")
         assignments = [(v, i) for v, i in assignments if i.group != HEAD]
         head_paths = [p for p in variables if p.startswith("head_fc/")]
@@ -165,6 +170,22 @@ def assign_converted(model, converted, *, source, origin, unmatched=(), skip_mis
         report.notes.append("Not loaded: " + ", ".join(k for k, _ in report.skipped) + ".")
     logger.info("%s", report)
     return report
+
+
+def _refuse_default_head_of_other_size(variables, converted, path):
+    """A model left at the default 1000 classes whose checkpoint head has another size: the user
+    wanted the checkpoint's classifier (a head for fine-tuning is asked for with num_classes)."""
+    bias = variables.get("head_fc/bias")
+    model_classes = int(bias.shape[0]) if bias is not None else None
+    sizes = {int(i.value.shape[-1]) for i in converted if i.group == HEAD and i.path == "head_fc/bias"}
+    if model_classes != DEFAULT_NUM_CLASSES or not sizes or sizes == {model_classes}:
+        return
+    classes = sizes.pop()
+    raise WeightsMismatchError(
+        f"{path}: the checkpoint's classifier has {classes} classes, the model's {model_classes} (the "
+        f"default). Build the model with num_classes={classes} to use the checkpoint's head, or ask "
+        "for a head to fine-tune with num_classes=N (N != 1000), include_top=False, or "
+        "load_weights(..., skip_mismatched_head=True).")
 
 
 def _few(keys, n=8):

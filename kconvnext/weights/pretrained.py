@@ -94,15 +94,16 @@ def load_pretrained(model, model_name, tag, build_kwargs=None, verbose=True):
             logger.warning("kconvnext: rebuilding the converted-weights cache %s (%s)", cache, err)
             cache.unlink(missing_ok=True)
             reference = _build_reference(model_name, kwargs)
+    source = preset.source  # "auto" (register_preset without source=): detected from the keys
     if origin is None:
         checkpoint = fetch(preset, verbose=verbose)
-        load_weights(reference, checkpoint, source=preset.source, skip_mismatched_head=False)
+        source = load_weights(reference, checkpoint, source=preset.source, skip_mismatched_head=False).source
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(cache.name[:-len(".weights.h5")] + ".part.weights.h5")
         reference.save_weights(str(partial))
         os.replace(partial, cache)
         origin = str(checkpoint)
-    report = assign_converted(model, _as_converted(reference), source=preset.source,
+    report = assign_converted(model, _as_converted(reference), source=source,
                               origin=f"{origin} (weights={tag!r})")
     report.notes.insert(0, preset.describe() + ".")
     if verbose:
