@@ -3,6 +3,7 @@
 Shared by the trainer (confusion matrix at the end of a run) and `cli.py eval` / `predict`.
 """
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,19 +112,26 @@ def load_image(path, image_size, crop_ratio):
         raw = tf.io.read_file(str(path))
         image = tf.io.decode_image(raw, channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as err:
-        raise ValueError(f"{path}: cannot read as an image ({err.message.splitlines()[0]}).") from None
+        raise ValueError(f"{path}: cannot read as an image ({_op_message(err)}).") from None
     return center_crop(tf.cast(image, tf.float32), int(image_size), float(crop_ratio))
 
 
-def predict_files(run_or_file, paths, top=1):
-    """[(path, [(class name, probability), ...top])] for image files."""
+def _op_message(err):
+    """A TensorFlow op error's own sentence, without the op/device decoration around it."""
+    text = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\].*$", "", err.message.splitlines()[0])
+    return text.strip().rstrip(".") or err.message.splitlines()[0]
+
+
+def predict_files(run_or_file, paths, top=1, on_error=None):
+    """[(path, [(class name, probability), ...top])] for image files (on_error: see classify_files)."""
     model, info = load_trained_model(run_or_file)
     num = int(model.output_shape[-1])
     names = info.get("class_names") or [str(i) for i in range(num)]
-    return classify_files(model, names, paths, info["image_size"], info.get("eval_crop_ratio", 0.875), top)
+    return classify_files(model, names, paths, info["image_size"], info.get("eval_crop_ratio", 0.875), top,
+                          on_error)
 
 
-def predict_files_pretrained(model_name, weights, paths, top=5, image_size=224, crop_ratio=0.875):
+def predict_files_pretrained(model_name, weights, paths, top=5, image_size=224, crop_ratio=0.875, on_error=None):
     """As predict_files, for a registered model with a weights preset ("imagenet") or checkpoint
     file and its own 1000-class head: ImageNet class names, preprocessed as the presets were evaluated."""
     from kconvnext.imagenet import imagenet_classes
@@ -133,7 +141,7 @@ def predict_files_pretrained(model_name, weights, paths, top=5, image_size=224, 
     model = create_model(model_name, weights=weights, input_shape=(image_size, image_size, 3))
     num = int(model.output_shape[-1])
     names = list(imagenet_classes()) if num == 1000 else [str(i) for i in range(num)]
-    return classify_files(model, names, paths, image_size, crop_ratio, top)
+    return classify_files(model, names, paths, image_size, crop_ratio, top, on_error)
 
 
 def _check_files(paths):
@@ -142,13 +150,21 @@ def _check_files(paths):
             raise FileNotFoundError(f"{p}: no such image file.")
 
 
-def classify_files(model, names, paths, image_size, crop_ratio, top):
+def classify_files(model, names, paths, image_size, crop_ratio, top, on_error=None):
+    """on_error(path, ValueError) for a file that does not decode, which is then skipped (a folder of
+    photos has its broken ones); without it the first such file raises."""
     import keras
 
     _check_files(paths)
     out = []
     for p in paths:
-        image = load_image(p, image_size, crop_ratio)
+        try:
+            image = load_image(p, image_size, crop_ratio)
+        except ValueError as err:
+            if on_error is None:
+                raise
+            on_error(p, err)
+            continue
         logits = model(keras.ops.expand_dims(image, 0), training=False)
         probs = keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))[0]
         order = np.argsort(-probs)[:top]
