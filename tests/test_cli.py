@@ -147,7 +147,7 @@ def test_estimate_is_known_before_the_first_epoch():
     assert "~1m40s per epoch" in line and "~10m00s for 6 epoch(s)" in line
     assert "~5m00s for 3 epoch(s)" in estimate_line(config, None, 50, 3, {"train_images_per_sec": 16.0})
     first = estimate_line(config, None, 50, 0, {})
-    assert "printed after the first 7 steps" in first and "--budget-minutes" in first
+    assert "[estimate] comes after the first few steps" in first and "--budget-minutes" in first
 
 
 @pytest.fixture(scope="module")

@@ -16,23 +16,20 @@ def add_command(subparsers, name, *, help, description, examples):
     return p
 
 
-def positive_int(text):
-    """argparse type: a whole number >= 1 (argparse names the argument in its error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _positive(convert, expected, must):
+    """An argparse type: `convert(text)`, refused unless finite and > 0 (argparse names the argument)."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {must}, got {text}")
+        return value
+
+    parse.__name__ = convert.__name__
+    return parse
 
 
-def positive_float(text):
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
+positive_int = _positive(int, "a whole number >= 1", ">= 1")
+positive_float = _positive(float, "a number > 0", "a number > 0")

@@ -60,7 +60,7 @@ def quick_start_command(dataset, family, data_dir=None, minutes=QUICK_BUDGET_MIN
     return shlex.join(argv)
 
 
-def estimate_line(config, plan, steps, initial_epoch, state, warmup_steps=2, timed_steps=5):
+def estimate_line(config, plan, steps, initial_epoch, state):
     """How long the run will take, before its first step: the budget plan's, else a speed this run
     folder measured before (a resumed run), else when the estimate will come."""
     epochs_left = config.epochs - initial_epoch
@@ -75,5 +75,5 @@ def estimate_line(config, plan, steps, initial_epoch, state, warmup_steps=2, tim
         per_epoch = steps * config.batch_size / speed
         return (f"estimate  ~{_fmt(per_epoch)} per epoch (+validation), ~{_fmt(per_epoch * epochs_left)} for "
                 f"{epochs_left} epoch(s), at the {speed:.1f} img/s this run measured before")
-    return (f"estimate  printed after the first {min(steps, warmup_steps + timed_steps)} steps (a speed "
-            f"measured here); to set the time instead of epochs: --budget-minutes MIN")
+    return ("estimate  [estimate] comes after the first few steps (this machine's speed, measured); "
+            "to set the time instead of epochs: --budget-minutes MIN")
