@@ -11,8 +11,8 @@ import sys
 
 
 def _commands_main():
-    if "kconvnext" not in sys.modules:
-        spec = importlib.util.find_spec("kconvnext")
+    spec = None if "kconvnext" in sys.modules else importlib.util.find_spec("kconvnext")
+    if spec is not None:  # (None: not installed; the import below says so)
         sys.modules["kconvnext"] = importlib.util.module_from_spec(spec)  # (__init__ not run yet)
     from kconvnext.commands import main
 
