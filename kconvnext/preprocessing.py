@@ -6,6 +6,7 @@ evaluation, export and serving cannot disagree about it. `EvalTransform` is the 
 before that: each weights preset carries the one it was published with.
 """
 import math
+import re
 from dataclasses import asdict, dataclass, fields, replace
 
 import keras
@@ -188,7 +189,7 @@ class EvalTransform:
         try:
             image = decode_image(tf.io.read_file(str(path)))
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as err:
-            raise ValueError(f"{path}: cannot read as an image ({err.message.splitlines()[0]}).") from None
+            raise ValueError(f"{path}: cannot read as an image ({_op_message(err)}).") from None
         return self(image)
 
     def check_model(self, model, where="the model"):
@@ -205,3 +206,9 @@ class EvalTransform:
                 f"{np.round(std.astype(float), 4).tolist()}, "
                 f"but its weights were evaluated with mean {list(self.mean)} / std {list(self.std)}; build it "
                 "with normalization=(mean, std) of the weights.")
+
+
+def _op_message(err):
+    """A TensorFlow op error's own sentence, without the op/device decoration around it."""
+    text = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\].*$", "", err.message.splitlines()[0])
+    return text.strip().rstrip(".") or err.message.splitlines()[0]

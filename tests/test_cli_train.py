@@ -67,6 +67,7 @@ def test_train_then_eval_and_predict_read_it_back(tmp_path, catsdogs_dir, capsys
     # 10% of the 32 training images (2 per class) are held out to select the best epoch on.
     assert "28 train / 32 validation images + 4 held out of train to select the best epoch on, 2 classes" in out
     assert "[estimate]" in out and "on a hold-out of 4 training images" in out
+    assert out.index("estimate  [estimate] comes after the first few steps") < out.index("Epoch 1/4")
     assert "reported  validation accuracy of that checkpoint" in out
     history = json.loads((run / "state.json").read_text())["history"]
     assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
@@ -77,7 +78,8 @@ def test_train_then_eval_and_predict_read_it_back(tmp_path, catsdogs_dir, capsys
     recipe = (run / "recipe.yaml").read_text()
     assert "image_size: 32" in recipe and "limit: 32" in recipe
 
-    assert main(["eval", run, "catsdogs", "--data-dir", catsdogs_dir, "--limit", "32"]) == 0
+    assert json.loads((run / "run.json").read_text())["data_dir"] == str(catsdogs_dir.resolve())
+    assert main(["eval", run, "--limit", "32"]) == 0  # the data set and its folder: from run.json
     out = capsys.readouterr().out
     assert "images: 32" in out and "top-1 accuracy" in out and "top-5" not in out
     top1 = float(out.split("top-1 accuracy: ")[1].split()[0])

@@ -3,17 +3,23 @@
 Each command is a module here exposing `register(subparsers)`, which adds its parser and sets
 `func` to a callable taking the parsed args and returning an exit code. Adding a command is
 adding its module name to COMMANDS.
+
+Building the parser imports argparse-level things only: `register()` and everything at the top
+of a command module must not import keras (which imports TensorFlow, seconds), so `--help` and
+a mistyped argument answer at once. The heavy imports live in each command's `run`.
 """
 import argparse
 import importlib
-import os
 import sys
+
+from kconvnext.commands.quiet import load_library, quiet_start
 
 COMMANDS = ["models", "export", "train", "eval", "predict", "compare", "roadmap"]
 
 EPILOG = """examples:
   python cli.py models
   python cli.py models --family convnext
+  python cli.py --verbose predict runs/catsdogs-convnext_atto cat.jpg   # with TensorFlow's start-up log
 """
 
 
@@ -24,6 +30,8 @@ def build_parser():
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's and absl's start-up and info log lines (hidden by default)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
@@ -32,8 +40,9 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    quiet_start(verbose=args.verbose)
+    load_library()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as err:

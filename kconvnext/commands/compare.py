@@ -1,5 +1,5 @@
 """`cli.py compare DATASET MODEL...`: the same budget for each model, one table, one plot."""
-from kconvnext.commands.common import add_command
+from kconvnext.commands.common import add_command, positive_float, positive_int
 
 EXAMPLES = """examples:
   python cli.py compare catsdogs convnext_t resnet50 resnext50_32x4d --epochs 10
@@ -22,9 +22,9 @@ def register(subparsers):
     p.add_argument("dataset")
     p.add_argument("models", nargs="+", metavar="MODEL")
     p.add_argument("--recipe", metavar="FILE", help="one recipe for every model (default: each family's own)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--budget-minutes", type=float, metavar="MIN",
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--budget-minutes", type=positive_float, metavar="MIN",
                    help="train each model for MIN minutes of this machine (measured speed -> epochs) "
                         "instead of a fixed number of epochs: the fair comparison of models of different cost")
     add_common_data_args(p)

@@ -1,5 +1,5 @@
 """`cli.py export`: a trained model as a TF Serving SavedModel or a TFLite file, validated."""
-from kconvnext.commands.common import add_command
+from kconvnext.commands.common import add_command, positive_int
 
 # As kconvnext.export.validate (not imported here: building the parser must not import TF).
 DEFAULT_NUM_VALIDATION = 32
@@ -45,13 +45,13 @@ def register(subparsers):
                    help="replace an existing .tflite / version (without --version: the latest version)")
     p.add_argument("--class-names", metavar="A,B,..|FILE.json",
                    help="class names (default: run.json / class_names.json beside the model)")
-    p.add_argument("--image-size", type=int, help="default: run.json, else the model's input size")
+    p.add_argument("--image-size", type=positive_int, help="default: run.json, else the model's input size")
     p.add_argument("--eval-crop-ratio", type=float, help="default: run.json, else 0.875")
     p.add_argument("--validation-dir", metavar="DIR",
                    help="held-out images to validate on (default: deterministic random images)")
-    p.add_argument("--num-validation", type=int, default=DEFAULT_NUM_VALIDATION)
+    p.add_argument("--num-validation", type=positive_int, default=DEFAULT_NUM_VALIDATION)
     p.add_argument("--calibration-dir", metavar="DIR", help="training images to calibrate int8 on")
-    p.add_argument("--num-calibration", type=int, default=DEFAULT_NUM_CALIBRATION)
+    p.add_argument("--num-calibration", type=positive_int, default=DEFAULT_NUM_CALIBRATION)
     p.set_defaults(func=run)
 
 

@@ -1,6 +1,6 @@
 """`cli.py models`: every registered variant with its parameter count and GFLOPs."""
 import json
-from kconvnext.commands.common import add_command
+from kconvnext.commands.common import add_command, positive_int
 
 EXAMPLES = """examples:
   python cli.py models                      # all variants at 224 px, 1000 classes
@@ -19,8 +19,8 @@ def register(subparsers):
         examples=EXAMPLES,
     )
     p.add_argument("--family", choices=["convnext", "resnet", "resnext"], help="only this family")
-    p.add_argument("--image-size", type=int, default=None, help="resolution (default: each model's own, 224)")
-    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--image-size", type=positive_int, default=None, help="resolution (default: each model's own, 224)")
+    p.add_argument("--num-classes", type=positive_int, default=1000)
     p.add_argument("--small-input", action="store_true", help="the 32x32 (CIFAR) stem option")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     p.add_argument("--weights", action="store_true",

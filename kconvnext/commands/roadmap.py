@@ -8,7 +8,7 @@ paper's ImageNet top-1: which ingredients pay off outside ImageNet.
 """
 import json
 
-from kconvnext.commands.common import add_command
+from kconvnext.commands.common import add_command, positive_int
 
 EXAMPLES = """examples:
   python cli.py roadmap                       # 224 px table + runs/roadmap/roadmap.{png,json,md}
@@ -32,12 +32,12 @@ def register(subparsers):
                     "inference images/s; write the table (JSON, Markdown) and a PNG plot.",
         examples=EXAMPLES,
     )
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--image-size", type=positive_int, default=224)
+    p.add_argument("--num-classes", type=positive_int, default=1000)
     p.add_argument("--small-input", action="store_true", help="the 32x32 (CIFAR) stems")
     p.add_argument("--no-speed", action="store_true", help="skip the CPU inference timing")
-    p.add_argument("--batch-size", type=int, default=8, help="images per timed batch (default 8)")
-    p.add_argument("--repeats", type=int, default=3, help="timed batches per step (default 3)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="images per timed batch (default 8)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed batches per step (default 3)")
     p.add_argument("--steps", nargs="+", metavar="STEP", help="only these steps (index, key or name)")
     p.add_argument("--accuracy", metavar="CSV",
                    help="a `cli.py compare` compare.csv of roadmap steps: add the accuracy each reached (table, plot)")

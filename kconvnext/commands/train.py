@@ -1,9 +1,10 @@
 """`cli.py train DATASET MODEL`: a thin layer over kconvnext.training.train."""
 import sys
-from kconvnext.commands.common import add_command
+from kconvnext.commands.common import add_command, positive_float, positive_int
 
 EXAMPLES = """examples:
   python cli.py train catsdogs convnext_t                 # recipes/catsdogs_convnext.yaml, runs/catsdogs-convnext_t/
+  python cli.py train catsdogs convnext_atto --recipe catsdogs_small --budget-minutes 10   # from scratch, a CPU
   python cli.py train cifar10 resnet18 --epochs 5 --batch-size 64
   python cli.py train catsdogs convnext_t --set image_size=64 --set augment.mixup_alpha=0
   python cli.py train folder convnext_atto --data-dir ~/photos --output runs/photos
@@ -30,9 +31,9 @@ def register(subparsers):
     p.add_argument("dataset", help="catsdogs | cifar10 | folder (with --data-dir)")
     p.add_argument("model", help="a registered model name (see `cli.py models`)")
     p.add_argument("--recipe", metavar="FILE", help="recipe file or shipped recipe name (default: by dataset and family)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--budget-minutes", type=float, metavar="MIN",
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--budget-minutes", type=positive_float, metavar="MIN",
                    help="train for MIN minutes of this machine instead of --epochs (measured, then fixed)")
     add_common_data_args(p)
     p.add_argument("--output", metavar="RUN_DIR", help="run folder (default: runs/DATASET-MODEL)")

@@ -85,6 +85,9 @@ class TrainConfig:
         "mixed_precision": (None, "auto", "mixed_bfloat16", "mixed_float16", "float32"),
         "strategy": ("auto", "default", "mirrored", "multiworker"),
     }
+    # Keys that must be > 0 when set: `epochs: 0` would "finish" at once without writing a checkpoint.
+    POSITIVE = ("image_size", "batch_size", "epochs", "budget_minutes", "base_batch_size", "limit",
+                "steps_per_execution")
 
     def effective_lr(self):
         return self.lr if self.lr is not None else self.base_lr * self.batch_size / self.base_batch_size
@@ -157,6 +160,8 @@ def _build(cls, data, where):
         choices = getattr(cls, "CHOICES", {}).get(key)
         if choices and kwargs[key] not in choices:
             raise ValueError(f"{where}: key {key!r} must be one of {list(choices)}, got {kwargs[key]!r}.")
+        if key in getattr(cls, "POSITIVE", ()) and kwargs[key] is not None and not kwargs[key] > 0:
+            raise ValueError(f"{where}: key {key!r} must be > 0, got {kwargs[key]!r}.")
     return cls(**kwargs)
 
 

@@ -112,15 +112,15 @@ def run_transform(info):
     return EvalTransform.from_run_info(info)
 
 
-def predict_files(run_or_file, paths, top=1):
-    """[(path, [(class name, probability), ...top])] for image files."""
+def predict_files(run_or_file, paths, top=1, on_error=None):
+    """[(path, [(class name, probability), ...top])] for image files (on_error: see classify_files)."""
     model, info = load_trained_model(run_or_file)
     num = int(model.output_shape[-1])
     names = info.get("class_names") or [str(i) for i in range(num)]
-    return classify_files(model, names, paths, run_transform(info), top)
+    return classify_files(model, names, paths, run_transform(info), top, on_error)
 
 
-def predict_files_pretrained(model_name, weights, paths, top=5, image_size=None):
+def predict_files_pretrained(model_name, weights, paths, top=5, image_size=None, on_error=None):
     """As predict_files, for a registered model with a weights preset ("imagenet") or checkpoint
     file and its own 1000-class head: ImageNet class names, preprocessed as the preset was
     published (kconvnext.preprocessing_for), at image_size if given."""
@@ -136,7 +136,7 @@ def predict_files_pretrained(model_name, weights, paths, top=5, image_size=None)
     transform.check_model(model, where=f"{model_name} weights={weights!r}")
     num = int(model.output_shape[-1])
     names = list(imagenet_classes()) if num == 1000 else [str(i) for i in range(num)]
-    return classify_files(model, names, paths, transform, top)
+    return classify_files(model, names, paths, transform, top, on_error)
 
 
 def _check_files(paths):
@@ -145,14 +145,22 @@ def _check_files(paths):
             raise FileNotFoundError(f"{p}: no such image file.")
 
 
-def classify_files(model, names, paths, transform, top):
-    """Each file decoded and passed through `transform` (an EvalTransform), then the model."""
+def classify_files(model, names, paths, transform, top, on_error=None):
+    """Each file decoded and passed through `transform` (an EvalTransform), then the model.
+    on_error(path, ValueError) for a file that does not decode, which is then skipped (a folder of
+    photos has its broken ones); without it the first such file raises."""
     import keras
 
     _check_files(paths)
     out = []
     for p in paths:
-        image = transform.load(p)
+        try:
+            image = transform.load(p)
+        except ValueError as err:
+            if on_error is None:
+                raise
+            on_error(p, err)
+            continue
         logits = model(keras.ops.expand_dims(image, 0), training=False)
         probs = keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))[0]
         order = np.argsort(-probs)[:top]

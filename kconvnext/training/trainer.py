@@ -33,6 +33,7 @@ from kconvnext.training.evaluate import accuracy_report, predict_dataset
 from kconvnext.training.model_setup import build_model, compile_model, schedule_for
 from kconvnext.training.optimizer import model_buffers
 from kconvnext.training.plots import plot_confusion, plot_history
+from kconvnext.training.preflight import check_start, estimate_line
 from kconvnext.training.recipes import load_recipe
 from kconvnext.training.selection import selected_on, selection_split
 from kconvnext.training.signals import Terminated, sigterm_as_interrupt
@@ -157,10 +158,12 @@ def _check_resume_compatible(run_dir, config):
         )
 
 
-def _run_info(dataset, model_name, config, bundle, recipe_path, precision, extra=None):
-    """run.json: what export / eval / predict need to use the checkpoints without the recipe."""
+def _run_info(dataset, model_name, config, bundle, recipe_path, precision, extra=None, data_dir=None):
+    """run.json: what export / eval / predict need to use the checkpoints without the recipe (and
+    where the data came from: `cli.py eval RUN` evaluates on it without being told again)."""
     return {
-        "model": model_name, "dataset": dataset, "class_names": list(bundle.class_names),
+        "model": model_name, "dataset": dataset, "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+        "class_names": list(bundle.class_names),
         "num_classes": int(bundle.num_classes), "image_size": int(config.image_size),
         "eval_crop_ratio": float(config.augment.eval_crop_ratio),
         "normalization": bundle.normalization, "small_input": bool(config.small_input),
@@ -192,8 +195,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
     user_overrides = merge(_normalize_overrides(overrides), _normalize_overrides(kwargs))
     config, recipe_path = load_recipe(recipe, dataset=dataset, family=spec.family, overrides=user_overrides)
     run_dir = Path(output) if output else default_run_dir(dataset, model)
-    if config.pretrained:
-        _fetch_pretrained_early(model, spec.family, dataset, config)
+    check_start(model, spec.family, dataset, config, data_dir)  # before any data is read or written
     if config.linear_probe:
         return _train_probe(dataset, model, spec, config, recipe_path, user_overrides, run_dir, data_dir,
                             data, verbose, print_fn, started)
@@ -255,7 +257,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         _write_run_files(run_dir, config, recipe_path, user_overrides, bundle)
         info = _run_info(dataset, model, config, bundle, recipe_path, precision,
                          {"params": params, "strategy": strategy_kind, "epochs": config.epochs,
-                          "steps_per_epoch": steps, "budget_plan": state.get("budget_plan")})
+                          "steps_per_epoch": steps, "budget_plan": state.get("budget_plan")}, data_dir)
         RunFolder(run_dir).update_info(info)
         if verbose:
             print_fn(start_summary(
@@ -265,6 +267,9 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
                 precision=precision, initial_epoch=initial_epoch, steps=steps))
             if plan is not None:
                 print_fn(plan.describe())
+            estimate = estimate_line(config, plan, steps, initial_epoch, state)
+            if estimate:
+                print_fn(estimate)
         if initial_epoch >= config.epochs:
             print_fn(f"{run_dir} already completed {initial_epoch} epoch(s); nothing to train.")
             history, ips = state.get("history", []), state.get("train_images_per_sec")
@@ -449,34 +454,6 @@ def _write_reports(result, report, info, extra=None):
     return report
 
 
-def _fetch_pretrained_early(model, family, dataset, config):
-    """Download (or find cached) a preset's checkpoint before any data is read, so a machine without
-    network fails in seconds, with the two ways forward: a local file, or the from-scratch recipe."""
-    from kconvnext.weights import WeightsUnavailableError, fetch, get_preset
-    from kconvnext.weights.presets import is_preset_name
-
-    if not is_preset_name(config.pretrained):
-        return
-    preset = get_preset(get_spec(model).name, config.pretrained)
-    from kconvnext.training.model_setup import model_kwargs
-    from kconvnext.weights.pretrained import converted_cache_path
-
-    # Converted once already: the checkpoint itself is never read again (it may have been deleted).
-    # (num_classes and normalization are head/runtime options: they do not change the cache key.)
-    if converted_cache_path(preset, model_kwargs(model, config, preset.num_classes, None)).is_file():
-        return
-    try:
-        fetch(preset)
-    except WeightsUnavailableError as err:
-        from kconvnext.training.recipes import DATASET_RECIPES, list_recipes
-
-        scratch = f"{DATASET_RECIPES.get(dataset, dataset)}_{family}_scratch"
-        alternative = f", or train from scratch: --recipe {scratch}" if scratch in list_recipes() else ""
-        raise WeightsUnavailableError(
-            f"{err}\nIn `cli.py train`: --set pretrained=/path/to/{preset.filename}"
-            f"{alternative}.") from None
-
-
 def _train_probe(dataset, model, spec, config, recipe_path, overrides, run_dir, data_dir, data, verbose,
                  print_fn, started):
     """The linear-probe run (kconvnext/training/probe.py) with the same run folder as fit."""
@@ -500,7 +477,7 @@ def _train_probe(dataset, model, spec, config, recipe_path, overrides, run_dir, 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_run_files(run_dir, config, recipe_path, overrides, bundle)
     info = _run_info(dataset, model, config, bundle, recipe_path, "float32",
-                     {"linear_probe": True, "epochs": config.epochs, "pretrained": config.pretrained})
+                     {"linear_probe": True, "epochs": config.epochs, "pretrained": config.pretrained}, data_dir)
     RunFolder(run_dir).update_info(info)
     if verbose:
         print_fn(probe_summary(model_name=model, family=spec.family, config=config, recipe_path=recipe_path,

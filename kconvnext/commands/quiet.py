@@ -1,0 +1,76 @@
+"""A quiet start: TensorFlow's start-up log lines hidden unless `--verbose`, and the library loaded
+only once a command runs (not for `--help` or an argument error).
+
+TensorFlow's C++ side writes straight to the process's stderr (file descriptor 2) while it is
+imported: "All log messages before absl::InitializeLog() ...", CUDA stubs on a machine without a
+GPU, CPU-feature notes. No log level reaches the lines written before absl is initialised, so
+TensorFlow is imported with fd 2 captured, and what it wrote goes back to stderr minus those
+lines. TF_CPP_MIN_LOG_LEVEL=3 (unless the user set it) hides the C++ info/warning/error lines of
+the run itself; absl's Python logger is set to errors only.
+"""
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+
+# The start-up lines of a TensorFlow import: absl's pre-init banner, its C++ log lines
+# (I0000/W0000/E0000 00:00:...: CUDA stubs, cuInit, CPU feature guard, oneDNN), and the
+# continuation line of the CPU-feature note.
+STARTUP_NOISE = re.compile(
+    r"absl::InitializeLog|^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\]|oneDNN custom operations|"
+    r"rebuild TensorFlow with the appropriate compiler flags|TF_ENABLE_ONEDNN_OPTS")
+
+
+def quiet_start(verbose=False):
+    """Before any TensorFlow import: without `verbose`, the log levels above and a filtered import."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and _tensorflow_backend() and importlib.util.find_spec("tensorflow"):
+        _import_filtered("tensorflow")
+    if importlib.util.find_spec("absl"):
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+
+
+def _tensorflow_backend():
+    """Keras' backend as far as it is known without importing keras (KERAS_BACKEND, else keras.json)."""
+    import json
+
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend is None:
+        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        try:
+            with open(os.path.join(home, "keras.json")) as f:
+                backend = json.load(f).get("backend")
+        except (OSError, ValueError, AttributeError):
+            backend = None
+    return backend in (None, "tensorflow")
+
+
+def _import_filtered(module):
+    """Import `module` with stderr (fd 2) captured; write back what it wrote except STARTUP_NOISE."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            __import__(module)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not STARTUP_NOISE.search(line)]
+            sys.stderr.write("".join(kept))
+
+
+def load_library():
+    """Run kconvnext/__init__.py if cli.py deferred it to keep `--help` free of keras (see cli.py);
+    after this `import kconvnext` is the full package (custom layers registered, so .keras files load)."""
+    package = sys.modules["kconvnext"]
+    if not hasattr(package, "__version__"):
+        package.__spec__.loader.exec_module(package)
