@@ -10,6 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["kconvnext", "kconvnext.*"]),
+    py_modules=["kconvnext_cli"],  # the command line's entry point, outside the package (fast --help)
     include_package_data=True,
     package_data={"kconvnext": ["imagenet_classes.txt", "weights/presets.yaml"]},
     install_requires=[
@@ -28,5 +29,5 @@ setup(
     extras_require={
         "test": ["pytest>=8", "jax[cpu]>=0.4.30"],
     },
-    entry_points={"console_scripts": ["kconvnext=kconvnext.commands:main"]},
+    entry_points={"console_scripts": ["kconvnext=kconvnext_cli:main"]},
 )

@@ -49,6 +49,18 @@ def test_help_does_not_import_keras_or_tensorflow(command):
     assert not heavy, heavy[:10]
 
 
+def test_console_script_help_does_not_import_keras_or_tensorflow():
+    """The `kconvnext` console script: its entry point (setup.py) called as pip's wrapper calls it."""
+    entry = re.search(r'"kconvnext=([\w.]+):(\w+)"', (ROOT / "setup.py").read_text())
+    code = f"import sys, {entry.group(1)} as m; sys.exit(m.{entry.group(2)}(['--help']))"
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = imported_modules(result.stderr)
+    heavy = sorted(m for m in modules if m.split(".")[0] in ("keras", "tensorflow", "jax", "torch"))
+    assert "kconvnext.commands" in modules and not heavy, heavy[:10]
+
+
 @pytest.mark.slow
 def test_tensorflow_startup_lines_hidden_unless_verbose():
     plain = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True, timeout=300,

@@ -210,7 +210,7 @@ def run_python_block(code, workspace, line, namespace, needs_files=False):
             if not needs_files:
                 exec(compiled, namespace)
                 continue
-            files = re.findall(r'"([^"]+\.(?:pth|safetensors))"', ast.unparse(statement))
+            files = re.findall(r"""["']([^"']+\.(?:pth|safetensors))["']""", ast.unparse(statement))
             with pytest.raises((FileNotFoundError, ValueError)) as error:
                 exec(compiled, namespace)
             assert files and any(f in str(error.value) for f in files), (

@@ -73,10 +73,12 @@ def check_names(dataset, models):
 def run(args):
     check_names(args.dataset, [args.model])
     from kconvnext.training import TrainingDiverged, train
+    from kconvnext.training.budget import process_start_time
 
-    try:
+    try:  # (started: a --budget-minutes run covers the whole command, Python and TensorFlow starting too)
         train(args.dataset, args.model, recipe=args.recipe, output=args.output, data_dir=args.data_dir,
-              resume=args.resume, verbose=2 if args.quiet else 1, overrides=overrides_from_args(args))
+              resume=args.resume, verbose=2 if args.quiet else 1, overrides=overrides_from_args(args),
+              started=process_start_time())
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
