@@ -168,6 +168,8 @@ def run_cli(command, workspace, append="", expect=0):
     args = cli_arguments(command)
     if append and args[0] in ("train", "compare"):
         args += shlex.split(append)
+    home = workspace["env"]["HOME"]  # the user's shell expands ~ before the command sees it
+    args = [home + a[1:] if a.startswith("~/") else a for a in args]
     if command.startswith("kconvnext "):  # the console script pip installed beside this Python
         script = Path(sys.executable).parent / "kconvnext"
         assert script.is_file(), f"the kconvnext console script is not installed beside {sys.executable}"
