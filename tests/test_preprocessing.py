@@ -154,3 +154,29 @@ def test_export_serves_with_the_runs_transform(catsdogs_dir):
     path = photos(catsdogs_dir)[0]
     served = preprocess.preprocess_batch(tf.constant([path.read_bytes()]), 64, transform).numpy()[0]
     np.testing.assert_array_equal(served, published.load(path).numpy())
+
+
+def test_a_run_from_a_preset_validates_and_records_the_published_transform(catsdogs_dir, tmp_path):
+    """Fine-tuning from a preset: validation (hence checkpoint selection), run.json and so eval /
+    predict / export see the preset's transform (bicubic for ConvNeXt), not the recipe's bilinear."""
+    from kconvnext.data import load
+    from kconvnext.data.loader import select_splits
+    from kconvnext.training.config import TrainConfig
+    from kconvnext.training.trainer import _transform_info, preset_eval_transform
+
+    config = TrainConfig(pretrained="imagenet", image_size=48)
+    transform = preset_eval_transform("convnext_atto", config)
+    assert (transform.interpolation, transform.image_size) == ("bicubic", 48)
+    assert preset_eval_transform("convnext_atto", TrainConfig(pretrained=None, image_size=48)) is None
+
+    bundle = load("catsdogs", data_dir=catsdogs_dir, image_size=48, batch_size=4, limit=4, augment=False,
+                  eval_transform=transform, output_dir=str(tmp_path))
+    images, _ = next(iter(bundle.validation))
+    first = select_splits("catsdogs", data_dir=catsdogs_dir, image_size=48, batch_size=4, limit=4).validation.paths[0]
+    expected = np.clip(np.asarray(transform.load(first)), 0, 255)  # (the pipeline clips bicubic's overshoot)
+    np.testing.assert_allclose(np.asarray(images[0]), expected, atol=1e-3)
+    bilinear = load("catsdogs", data_dir=catsdogs_dir, image_size=48, batch_size=4, limit=4, augment=False,
+                    output_dir=str(tmp_path))
+    assert np.abs(np.asarray(next(iter(bilinear.validation))[0]) - np.asarray(images)).max() > 1
+    info = _transform_info("convnext_atto", config, bundle)
+    assert EvalTransform.from_run_info(info) == transform

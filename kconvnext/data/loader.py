@@ -19,7 +19,7 @@ CACHE_LIMIT_BYTES = 2 * 1024 ** 3  # decoded training images kept in memory, at 
 
 def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment=None, validation_fraction=0.1,
          limit=None, output_dir=None, shuffle_buffer=None, cache_limit_bytes=CACHE_LIMIT_BYTES,
-         selection_fraction=0.0):
+         selection_fraction=0.0, eval_transform=None):
     """Train and validation tf.data.Datasets of (float32 [0, 255] images, one-hot labels) + class facts.
 
     name: "catsdogs" | "cifar10" | "folder" (folder needs data_dir). image_size defaults to the data
@@ -33,6 +33,8 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
     train has full batches only, validation and selection every image.
     selection_fraction: hold out this share of the training images (seeded, stratified) as
     DataBundle.selection, preprocessed like validation, for choosing checkpoints.
+    eval_transform: the validation/selection preprocessing of image files (a pretrained preset's
+    EvalTransform, kconvnext.preprocessing_for); default: bilinear at augment's eval_crop_ratio.
     """
     from kconvnext.data.pipeline import train_dataset, validation_dataset
 
@@ -42,11 +44,12 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
                            selection_fraction=selection_fraction)
     kwargs = dict(num_classes=splits.num_classes, image_size=splits.image_size, batch_size=int(batch_size),
                   config=config)
+    evaluation = dict(kwargs, transform=eval_transform)
     return splits.bundle(
-        selection=validation_dataset(splits.selection, **kwargs) if splits.selection is not None else None,
+        selection=validation_dataset(splits.selection, **evaluation) if splits.selection is not None else None,
         train=train_dataset(splits.train, seed=int(seed), shuffle_buffer=shuffle_buffer,
                             cache_limit_bytes=cache_limit_bytes, normalization=splits.source.normalization, **kwargs),
-        validation=validation_dataset(splits.validation, **kwargs),
+        validation=validation_dataset(splits.validation, **evaluation),
     )
 
 

@@ -76,11 +76,26 @@ def _normalize_overrides(overrides):
     return out
 
 
-def load_data(dataset, config, data_dir, run_dir, seed, print_fn=print):
-    """kconvnext.data.load with the recipe's image size, batch, augmentation and limit; on a backend
-    other than TensorFlow the numpy/PyDataset equivalent (kconvnext/data/portable.py)."""
+def preset_eval_transform(model_name, config):
+    """The eval transform a pretrained preset was published with, at the recipe's image size, for a
+    run that starts from a preset tag (validation, checkpoint selection, eval/predict/export of the
+    run); None otherwise (the recipe's bilinear crop)."""
+    from kconvnext.weights.presets import is_preset_name, preprocessing_for
+
+    if not config.pretrained or not is_preset_name(config.pretrained):
+        return None
+    return preprocessing_for(model_name, config.pretrained).at_size(config.image_size)
+
+
+def load_data(dataset, config, data_dir, run_dir, seed, print_fn=print, model_name=None):
+    """kconvnext.data.load with the recipe's image size, batch, augmentation and limit (validation
+    preprocessed as the pretrained preset was published, if any); on a backend other than TensorFlow
+    the numpy/PyDataset equivalent (kconvnext/data/portable.py)."""
+    extra = {}
     if tensorflow_backend():
         from kconvnext.data import load
+
+        extra["eval_transform"] = preset_eval_transform(model_name, config) if model_name else None
     else:
         from kconvnext.data.portable import load, unsupported
 
@@ -92,7 +107,7 @@ def load_data(dataset, config, data_dir, run_dir, seed, print_fn=print):
         dataset, data_dir=data_dir, image_size=config.image_size, batch_size=config.batch_size,
         seed=seed, augment=config.augment.pipeline_dict(), validation_fraction=config.validation_fraction,
         selection_fraction=config.selection_fraction,
-        limit=config.limit, output_dir=str(run_dir),
+        limit=config.limit, output_dir=str(run_dir), **extra,
     )
 
 
@@ -158,6 +173,14 @@ def _check_resume_compatible(run_dir, config):
         )
 
 
+def _transform_info(model_name, config, bundle):
+    """run.json's eval_transform when validation used a preset's (image files on TensorFlow)."""
+    transform = preset_eval_transform(model_name, config)
+    if transform is None or getattr(bundle, "arrays", False) or not tensorflow_backend():
+        return {}
+    return {"eval_transform": transform.to_dict()}
+
+
 def _run_info(dataset, model_name, config, bundle, recipe_path, precision, extra=None, data_dir=None):
     """run.json: what export / eval / predict need to use the checkpoints without the recipe (and
     where the data came from: `cli.py eval RUN` evaluates on it without being told again)."""
@@ -170,7 +193,7 @@ def _run_info(dataset, model_name, config, bundle, recipe_path, precision, extra
         "recipe": str(recipe_path), "precision": precision,
         "train_count": int(bundle.train_count), "validation_count": int(bundle.validation_count),
         "selection_count": int(getattr(bundle, "selection_count", 0) or 0), "selected_on": selected_on(bundle),
-        **(extra or {}),
+        **_transform_info(model_name, config, bundle), **(extra or {}),
     }
 
 
@@ -224,7 +247,8 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         keras.utils.set_random_seed(config.seed)
         if callable(data):
             data = data()
-        bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, config.seed, print_fn)
+        bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, config.seed, print_fn,
+                                                                  model_name=model)
         steps = batches_per_epoch(bundle.train, bundle.train_count, config.batch_size)
         train_ds = bundle.train
         if config.budget_minutes and plan is None:
