@@ -5,9 +5,9 @@ Each fenced block is preceded by a directive comment that says how it is checked
 
 - `python`: executed statement by statement in the shared work folder, one namespace for all the
   README's Python blocks in order (as in a notebook).
-- `needs-files`: Python that reads checkpoint files only the user has (no test can make a real-size
-  official/timm/torchvision file without torch): each statement must run or stop with an error that
-  names the missing file, the point where the user's file is needed.
+- `needs-files`: Python or commands that read checkpoint files only the user has (no test can make a
+  real-size official/timm/torchvision file without torch): each statement must stop with an error
+  that names the missing file (a command: exit 2), the point where the user's file is needed.
 - `bash`: every `python cli.py ...` command runs in a subprocess in the shared work folder, in README
   order, so later blocks read what earlier ones wrote (run folders, exports). `append="..."` adds
   arguments to `train`/`compare` commands so they finish in seconds on this CPU (fewer images, smaller
@@ -244,7 +244,12 @@ def test_readme_blocks_run(workspace):
     namespace = {"__name__": "__readme__"}
     for kind, options, language, code, line in readme_blocks():
         where = f"README.md line {line}"
-        if kind in ("python", "needs-files"):
+        if kind == "needs-files" and language == "bash":
+            for command in cli_commands(code):
+                output = run_cli(command, workspace, options.get("append", ""), expect=2)
+                files = re.findall(r"[\w.-]+\.(?:pth|safetensors)", command)
+                assert files and all(f in output for f in files), f"{where}: the error names no file:\n{output}"
+        elif kind in ("python", "needs-files"):
             run_python_block(code, workspace, line, namespace, needs_files=kind == "needs-files")
         elif kind == "bash":
             for command in cli_commands(code):
