@@ -102,6 +102,14 @@ def test_probe_views_add_one_backbone_pass_per_view(preset, backbone_calls, cats
     assert sum(backbone_calls) == 16 + 16 + 16  # center crop + one augmented view, then validation
 
 
+def test_probe_views_cover_every_image_even_fewer_than_a_batch(preset, backbone_calls, catsdogs_dir, tmp_path):
+    """Views are per-image augmentations, not training batches: no image loses its views to a
+    dropped partial batch (10 images, batch 16: before, no view at all and a crash)."""
+    kconvnext.train("catsdogs", "convnext_atto", data_dir=str(catsdogs_dir), output=tmp_path / "run",
+                    verbose=0, overrides={**PROBE, "probe_views": 2, "epochs": 1, "limit": 10})
+    assert sum(backbone_calls) == 10 * 3 + 10  # center crop + two views, then validation
+
+
 def test_main_job_offline_names_both_alternatives(tmp_path, monkeypatch, catsdogs_dir, capsys):
     monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
     register_preset("convnext_atto", "unreachable", "http://127.0.0.1:9/convnext_atto_d2-01bb0f51.pth",

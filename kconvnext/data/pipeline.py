@@ -110,8 +110,11 @@ def validation_dataset(split, *, num_classes, image_size, batch_size, config, tr
 
 
 def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, shuffle_buffer=None,
-                  cache_limit_bytes=None, normalization="imagenet"):
+                  cache_limit_bytes=None, normalization="imagenet", every_image=False):
     """Shuffled every epoch (seeded), augmented per image then per batch, as `config` says.
+
+    every_image=True keeps the last partial batch (the linear probe's augmented views: every image
+    gets its views, and a split smaller than a batch still has one).
 
     Only full batches: the last partial one is dropped (as timm's training loader does), since a
     batch of one image breaks BatchNorm statistics and leaves MixUp/CutMix nothing to mix. (A split
@@ -162,7 +165,8 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
     ds = tf.data.Dataset.zip(ds, seed_stream(seed + 1)).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     if not is_array:
         ds = ds.ignore_errors(log_warning=True)  # last resort; the up-front scan should leave nothing to skip
-    ds = _known_length(ds.batch(batch_size, drop_remainder=True), n // batch_size)
+    ds = _known_length(ds.batch(batch_size, drop_remainder=not every_image),
+                       math.ceil(n / batch_size) if every_image else n // batch_size)
     if batch_augment.active:
         ds = tf.data.Dataset.zip(ds, seed_stream(seed + 2)).map(
             lambda batch, s: batch_augment(batch[0], batch[1], s), num_parallel_calls=AUTOTUNE, deterministic=True)

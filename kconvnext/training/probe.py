@@ -103,7 +103,7 @@ def compute_features(net, splits, config, run_dir, transform, print_fn=print, ve
     for view in range(config.probe_views):
         ds = train_dataset(splits.train, num_classes=num_classes, image_size=config.image_size,
                            batch_size=config.batch_size, config=_resolve(_views_config(config)),
-                           seed=config.seed + 1 + view)
+                           seed=config.seed + 1 + view, every_image=True)
         x, y, t = extract(extractor, ds, total=len(splits.train), label=f"train view {view + 1}", verbose=verbose)
         xs.append(x), ys.append(y)
         seconds += t
