@@ -11,7 +11,7 @@ Each fenced block is preceded by a directive comment that says how it is checked
 - `bash`: every `python cli.py ...` command runs in a subprocess in the shared work folder, in README
   order, so later blocks read what earlier ones wrote (run folders, exports). `append="..."` adds
   arguments to `train`/`compare` commands so they finish in seconds on this CPU (fewer images, smaller
-  images, one epoch); nothing else of the command changes.
+  images, smaller batches, one epoch); nothing else of the command changes.
 - `output`: the block is what `cmd="..."` prints: that command runs and every line of the block, digits
   masked and spaces collapsed, must start the matching output line, in order (`...` skips lines).
 - `setup`: the set-up lines; the install and test commands must be the ones `.ci/run` runs.

@@ -102,3 +102,19 @@ def test_family_section_applies_to_its_family_under_set(tmp_path):
     recipe.write_text("families:\n  convnext:\n    base_lr: fast\n")
     with pytest.raises(ValueError, match=r"mixed\.yaml: families: convnext: key 'base_lr'"):
         load_recipe(str(recipe), family="convnext")
+
+
+def test_summary_names_a_shipped_recipe_as_the_user_sees_it(tmp_path, monkeypatch):
+    """In the checkout the start summary says recipes/NAME.yaml (where the user finds it), not the
+    absolute path of the package's folder; a recipe elsewhere keeps a path the user can open."""
+    from kconvnext.training.recipes import default_recipe_path, recipes_dir
+
+    shipped = default_recipe_path("catsdogs", "convnext")
+    monkeypatch.chdir(recipes_dir().parent)
+    assert _recipe_line(shipped, "convnext", None) == "recipe    recipes/catsdogs_convnext.yaml"
+    (tmp_path / "recipes").symlink_to(recipes_dir(), target_is_directory=True)  # a user's folder with a link
+    monkeypatch.chdir(tmp_path)
+    assert _recipe_line(shipped, "convnext", None) == "recipe    recipes/catsdogs_convnext.yaml"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert _recipe_line(shipped, "convnext", None) == f"recipe    {shipped}"

@@ -20,12 +20,28 @@ def _aug_line(a, arrays=False):
     return ", ".join(parts) or "none"
 
 
+def _shown_path(path):
+    """The recipe as the user finds it: relative to the working folder when it is inside it (a
+    checkout, or a folder whose recipes/ links to the shipped ones), else the full path."""
+    from pathlib import Path
+
+    from kconvnext.training.recipes import recipes_dir
+
+    path, cwd = Path(path).resolve(), Path.cwd()
+    if path.is_relative_to(cwd.resolve()):
+        return str(path.relative_to(cwd.resolve()))
+    shipped = recipes_dir().resolve()
+    if path.is_relative_to(shipped) and (cwd / "recipes").resolve() == shipped:
+        return str(Path("recipes") / path.relative_to(shipped))
+    return str(path)
+
+
 def _recipe_line(recipe_path, family, overrides):
     """The recipe file, its values for this model family (a `families:` section) and --set overrides."""
     from kconvnext.training.recipes import read_recipe_dict
 
     own = (read_recipe_dict(recipe_path).get("families") or {}).get(family)
-    return (f"recipe    {recipe_path}" + (f"  for {family}: {own}" if own else "")
+    return (f"recipe    {_shown_path(recipe_path)}" + (f"  for {family}: {own}" if own else "")
             + (f"  overrides: {overrides}" if overrides else ""))
 
 
