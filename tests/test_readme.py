@@ -176,12 +176,12 @@ def run_cli(command, workspace, append="", expect=0):
         argv = [str(script), *args]
     else:
         argv = [sys.executable, "cli.py", *args]
-    result = subprocess.run(argv, cwd=workspace["work"], env=workspace["env"], capture_output=True,
-                            text=True, timeout=900)
+    # One stream, unbuffered: the lines in the order a terminal shows them (stderr's notes among stdout's).
+    result = subprocess.run(argv, cwd=workspace["work"], env={**workspace["env"], "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
     assert result.returncode == expect, (
-        f"{' '.join(argv[1:])} exited {result.returncode} (expected {expect}):\n"
-        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result.stdout + result.stderr
+        f"{' '.join(argv[1:])} exited {result.returncode} (expected {expect}):\n{result.stdout[-6000:]}")
+    return result.stdout
 
 
 def _masked(line):

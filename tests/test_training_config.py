@@ -118,3 +118,20 @@ def test_summary_names_a_shipped_recipe_as_the_user_sees_it(tmp_path, monkeypatc
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert _recipe_line(shipped, "convnext", None) == f"recipe    {shipped}"
+
+
+def test_jit_compile_is_a_recipe_key_that_reaches_keras_compile():
+    """XLA pays for some models and not others on a CPU, so a recipe chooses it (null: Keras' auto)."""
+    import keras
+
+    from kconvnext.models import create_model
+    from kconvnext.training.model_setup import compile_model
+
+    for value, expected in ((True, True), (False, False), (None, False)):  # auto: off for TF on a CPU
+        config = config_from_dict({"jit_compile": value})
+        model = create_model("resnet18", num_classes=2, input_shape=(32, 32, 3))
+        compile_model(model, "resnet18", config, steps_per_epoch=2, num_classes=2)
+        assert model.jit_compile is expected
+        keras.backend.clear_session()
+    with pytest.raises(ValueError, match="jit_compile"):
+        config_from_dict({"jit_compile": "yes please"})

@@ -63,5 +63,6 @@ def compile_model(model, name, config, steps_per_epoch, num_classes):
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         metrics=metrics, steps_per_execution=config.steps_per_execution,
+        jit_compile="auto" if config.jit_compile is None else config.jit_compile,
     )
     return model
