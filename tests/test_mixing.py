@@ -38,6 +38,16 @@ def black_white(batch=2):
     return images, labels
 
 
+@pytest.fixture
+def black_white_folder(tmp_path):
+    """A folder data set: class a all black, class b all white, 8 images each."""
+    for name, value in (("a", 0), ("b", 255)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(np.full((H, W, 3), value, np.uint8)).save(tmp_path / "data" / name / f"{i}.png")
+    return tmp_path / "data"
+
+
 def white_share(x):
     """Per image, the share of its pixels that are white."""
     return x.mean(axis=(-3, -2, -1)) / 255.0
@@ -84,16 +94,12 @@ def test_partner_is_the_reversed_batch():
 
 
 @pytest.mark.parametrize("kind", ["mixup", "cutmix"])
-def test_mixed_labels_are_the_pixel_shares_with_smoothing_folded_in(tmp_path, kind):
+def test_mixed_labels_are_the_pixel_shares_with_smoothing_folded_in(black_white_folder, kind):
     """Through kconvnext.data.load: black (class 0) and white (class 1) images, so a training image's
     white share is its label's class-1 weight; with smoothing s on K classes the target is timm's
     lam * smooth(y) + (1 - lam) * smooth(y_reversed) = s/K + (1 - s) * share."""
-    for name, value in (("a", 0), ("b", 255)):
-        (tmp_path / name).mkdir()
-        for i in range(8):
-            Image.fromarray(np.full((H, W, 3), value, np.uint8)).save(tmp_path / name / f"{i}.png")
     fields = {"mixup_alpha": 0.8} if kind == "mixup" else {"cutmix_alpha": 1.0}
-    bundle = load("folder", data_dir=tmp_path, image_size=16, batch_size=8, validation_fraction=0.25,
+    bundle = load("folder", data_dir=black_white_folder, image_size=16, batch_size=8, validation_fraction=0.25,
                   augment=config(mix_prob=1.0, **fields), label_smoothing=0.1, seed=3)
     assert bundle.label_smoothing == 0.1
     shares, targets = [], []
@@ -145,7 +151,7 @@ def test_cutmix_boxes_match_timm_rand_bbox():
 @pytest.mark.parametrize("alpha", [0.3, 2.0])
 def test_mixup_lambda_is_beta_alpha_alpha(alpha):
     """lambda ~ Beta(alpha, alpha) for any alpha > 0 (not just Keras' [0, 1])."""
-    n = 2000
+    n = 1000
     images, labels = black_white(batch=2)
     x, _ = mixed(BatchMix(config(mixup_alpha=alpha, mix_prob=1.0)), images, labels, n, seed=2)
     lam = 1 - white_share(x[:, 0])
@@ -184,19 +190,15 @@ def test_same_seed_same_mix():
 
 # --- the training loss: smoothing lives in the targets, not a second time in the loss ---------------
 
-def test_trainer_data_carries_the_smoothing_and_the_loss_does_not_smooth_again(tmp_path):
+def test_trainer_data_carries_the_smoothing_and_the_loss_does_not_smooth_again(black_white_folder, tmp_path):
     from kconvnext.training.config import config_from_dict
     from kconvnext.training.model_setup import loss_label_smoothing
     from kconvnext.training.trainer import load_data
 
-    for name, value in (("a", 0), ("b", 255)):
-        (tmp_path / name).mkdir()
-        for i in range(6):
-            Image.fromarray(np.full((H, W, 3), value, np.uint8)).save(tmp_path / name / f"{i}.png")
     cfg = config_from_dict({"image_size": 16, "batch_size": 4, "validation_fraction": 0.34,
                             "selection_fraction": 0.0, "label_smoothing": 0.1})
     assert cfg.augment.mixes  # the recipe mixes
-    bundle = load_data("folder", cfg, tmp_path, tmp_path / "run", seed=0)
+    bundle = load_data("folder", cfg, black_white_folder, tmp_path / "run", seed=0)
     assert bundle.label_smoothing == 0.1 and loss_label_smoothing(cfg, bundle) == 0.0
     _, y = next(iter(bundle.train))
     assert y.numpy().min() >= 0.05 - 1e-6  # smoothed: no class below s / K
@@ -204,6 +206,19 @@ def test_trainer_data_carries_the_smoothing_and_the_loss_does_not_smooth_again(t
     assert loss_label_smoothing(cfg, types.SimpleNamespace()) == 0.1
     with pytest.raises(ValueError, match="label smoothing 0.2.*label_smoothing is 0.1"):
         loss_label_smoothing(cfg, types.SimpleNamespace(label_smoothing=0.2))
+
+
+def test_portable_pipeline_smooths_training_targets_too(black_white_folder):
+    """The numpy/PyDataset pipeline (other backends) has the same contract: smoothed training targets."""
+    from kconvnext.data import portable
+
+    bundle = portable.load("folder", data_dir=black_white_folder, image_size=16, batch_size=4,
+                           validation_fraction=0.25, augment=False, label_smoothing=0.1, workers=1)
+    assert bundle.label_smoothing == 0.1
+    _, y = bundle.train[0]
+    np.testing.assert_allclose(np.unique(y), [0.05, 0.95], atol=1e-6)
+    _, yv = bundle.validation[0]
+    assert set(np.unique(yv)) == {0.0, 1.0}
 
 
 def test_trained_model_loss_has_no_smoothing_when_the_targets_carry_it(tmp_path):

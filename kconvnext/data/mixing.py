@@ -21,10 +21,9 @@ from kconvnext.data.seeds import split as _split
 
 def beta_sample(alpha, seed):
     """One stateless Beta(alpha, alpha) draw, as G1 / (G1 + G2) of Gamma(alpha) draws (float64: for
-    small alpha a float32 gamma draw can underflow to 0)."""
+    small alpha a float32 gamma draw underflows to 0 far more often)."""
     g = tf.random.stateless_gamma((2,), seed, alpha=tf.cast(alpha, tf.float64), dtype=tf.float64)
-    total = g[0] + g[1]
-    return tf.where(total > 0, g[0] / tf.where(total > 0, total, 1.0), tf.constant(0.5, tf.float64))
+    return tf.math.divide_no_nan(g[0], g[0] + g[1])
 
 
 def cutmix_box(height, width, lam, seed):
@@ -65,7 +64,8 @@ class BatchMix:
         apply_seed, switch_seed, lam_seed, box_seed = _split(seed, 4)
         apply_u = tf.random.stateless_uniform((), apply_seed)
         use_cutmix = self._use_cutmix(tf.random.stateless_uniform((), switch_seed))
-        alpha = tf.where(use_cutmix, tf.constant(self.cutmix_alpha, tf.float64), tf.constant(self.mixup_alpha, tf.float64))
+        alpha = tf.where(use_cutmix, tf.constant(self.cutmix_alpha, tf.float64),
+                         tf.constant(self.mixup_alpha, tf.float64))
         lam = beta_sample(alpha, lam_seed)
         height, width = images.shape[1], images.shape[2]
         partner = tf.reverse(images, axis=[0])
