@@ -1,39 +1,19 @@
 """The recipe's augmentations as tf.data functions, in timm's order.
 
 Per image (parallel map): random resized crop (or CIFAR's pad-and-crop), horizontal flip, timm's
-RandAugment (randaugment.py) and timm's pixel-noise random erasing. Per batch: keras' MixUp or CutMix.
-All randomness comes from element seeds (see seeds.py), so a seed reproduces the batches.
+RandAugment (randaugment.py) and timm's pixel-noise random erasing. Per batch: timm's Mixup / CutMix
+(mixing.py). All randomness comes from element seeds (see seeds.py), so a seed reproduces the batches.
 Pixels stay float32 in [0, 255] throughout (clipped once at the end).
 """
-import contextlib
-import functools
 import math
 
-import keras
 import tensorflow as tf
 
 from kconvnext.data.augment_numpy import CIFAR_PAD
-from kconvnext.data.seeds import ElementSeed
+from kconvnext.data.seeds import split as _split
 from kconvnext.preprocessing import EvalTransform, resolve_normalization
 
 VALUE_RANGE = (0, 255)
-
-
-@contextlib.contextmanager
-def tf_backend(layers):
-    """Run Keras layers on TF ops while tf.data traces them, whatever KERAS_BACKEND is (as Keras does)."""
-    layers = [layer for layer in layers if layer is not None]
-    for layer in layers:
-        layer.backend.set_backend("tensorflow")
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.backend.reset()
-
-
-def _split(seed, n):
-    return tf.unstack(tf.random.experimental.stateless_split(seed, n))
 
 
 def resize(image, size, antialias=True):
@@ -104,45 +84,3 @@ def random_erasing(image, seed, probability, mean, std):
 
     chosen = tf.random.stateless_uniform((), apply_seed) < probability
     return tf.cond(chosen & fits[first], erase, lambda: image)
-
-
-class BatchAugment:
-    """Per batch: MixUp or CutMix on one-hot labels (keras' layers, seeded by the batch's element seed)."""
-
-    def __init__(self, config):
-        self.config = config
-        self.seed = ElementSeed()
-        self.mixup = keras.layers.MixUp(alpha=config.mixup_alpha) if config.mixup_alpha > 0 else None
-        # CutMix's factor bounds the Beta(alpha, alpha) parameter it samples; (a, a) fixes alpha = a.
-        self.cutmix = keras.layers.CutMix(factor=(config.cutmix_alpha,) * 2) if config.cutmix_alpha > 0 else None
-        if not config.mix_prob:
-            self.mixup = self.cutmix = None
-
-    @property
-    def active(self):
-        return self.mixup is not None or self.cutmix is not None
-
-    def _mix(self, layer, images, labels):
-        data = {"images": images, "labels": labels}
-        transformation = layer.get_random_transformation(data, training=True, seed=self.seed)
-        return (tf.cast(layer.transform_images(images, transformation, training=True), tf.float32),
-                tf.cast(layer.transform_labels(labels, transformation, training=True), tf.float32))
-
-    def __call__(self, images, labels, seed):
-        draw_seed, layer_seed = _split(seed, 2)
-        with self.seed.using(layer_seed), tf_backend([self.mixup, self.cutmix]):
-            images, labels = self._maybe_mix(images, labels, draw_seed)
-        return tf.clip_by_value(images, *VALUE_RANGE), labels
-
-    def _maybe_mix(self, images, labels, seed):
-        if self.mixup is None and self.cutmix is None:
-            return images, labels
-        apply_u, switch_u = tf.unstack(tf.random.stateless_uniform((2,), seed))
-        keep = lambda: (images, labels)  # noqa: E731
-        mixup = functools.partial(self._mix, self.mixup, images, labels) if self.mixup else None
-        cutmix = functools.partial(self._mix, self.cutmix, images, labels) if self.cutmix else None
-        if mixup and cutmix:
-            mixed = lambda: tf.cond(switch_u < self.config.mix_switch_prob, cutmix, mixup)  # noqa: E731
-        else:
-            mixed = mixup or cutmix
-        return tf.cond(apply_u < self.config.mix_prob, mixed, keep)

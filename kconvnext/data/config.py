@@ -12,9 +12,10 @@ class AugmentConfig:
 
     RandAugment is timm's "rand-m{magnitude}-n{num_ops}-mstd{magnitude_std}-inc1" (the recipe's
     rand-m9-mstd0.5: magnitude 9 on timm's 0..10 scale, N(0, 0.5) noise on it per op; see
-    randaugment.py). mixup_alpha / cutmix_alpha of 0 switch that mix off; mix_prob is the chance that
-    a batch is mixed at all and mix_switch_prob the chance that a mixed batch uses CutMix rather than
-    MixUp. random_erasing is the per-image probability of timm's pixel-noise random erasing.
+    randaugment.py). Batch mixing is timm's Mixup(mode='batch') (mixing.py): lambda ~ Beta(alpha,
+    alpha), one per batch; mixup_alpha / cutmix_alpha of 0 switch that mix off; mix_prob is the chance
+    that a batch is mixed at all and mix_switch_prob the chance that a mixed batch uses CutMix rather
+    than MixUp. random_erasing is the per-image probability of timm's pixel-noise random erasing.
     eval_crop_ratio: validation resizes the shorter side to image_size / ratio, then center-crops.
     """
 
@@ -40,8 +41,8 @@ class AugmentConfig:
             (int(self.randaugment_num_ops) >= 1, "randaugment_num_ops must be >= 1"),
             (0 <= self.randaugment_magnitude_std < float("inf"),
              "randaugment_magnitude_std must be a finite value >= 0 (0: a fixed magnitude)"),
-            (0 <= self.mixup_alpha <= 1, "mixup_alpha must be in [0, 1] (keras.layers.MixUp's range)"),
-            (0 <= self.cutmix_alpha <= 1, "cutmix_alpha must be in [0, 1] (keras.layers.CutMix's factor range)"),
+            (0 <= self.mixup_alpha < float("inf"), "mixup_alpha must be a finite value >= 0 (0: off)"),
+            (0 <= self.cutmix_alpha < float("inf"), "cutmix_alpha must be a finite value >= 0 (0: off)"),
             (0 <= self.mix_switch_prob <= 1 and 0 <= self.mix_prob <= 1, "mix probabilities must be in [0, 1]"),
             (0 <= self.random_erasing <= 1, "random_erasing is a probability in [0, 1]"),
             (0 < self.eval_crop_ratio <= 1, "eval_crop_ratio must be in (0, 1]"),
@@ -107,6 +108,9 @@ class DataBundle:
     # that the validation/test split is only reported, never selected on. None when not asked for.
     selection: object = None
     selection_count: int = 0
+    # The label smoothing folded into the training targets (load(label_smoothing=...), as timm's
+    # Mixup does); a training loss must then not smooth again. Validation/selection targets are one-hot.
+    label_smoothing: float = 0.0
 
     @property
     def num_classes(self):

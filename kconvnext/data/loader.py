@@ -19,7 +19,7 @@ CACHE_LIMIT_BYTES = 2 * 1024 ** 3  # decoded training images kept in memory, at 
 
 def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment=None, validation_fraction=0.1,
          limit=None, output_dir=None, shuffle_buffer=None, cache_limit_bytes=CACHE_LIMIT_BYTES,
-         selection_fraction=0.0, eval_transform=None):
+         selection_fraction=0.0, eval_transform=None, label_smoothing=0.0):
     """Train and validation tf.data.Datasets of (float32 [0, 255] images, one-hot labels) + class facts.
 
     name: "catsdogs" | "cifar10" | "folder" (folder needs data_dir). image_size defaults to the data
@@ -35,10 +35,15 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
     DataBundle.selection, preprocessed like validation, for choosing checkpoints.
     eval_transform: the validation/selection preprocessing of image files (a pretrained preset's
     EvalTransform, kconvnext.preprocessing_for); default: bilinear at augment's eval_crop_ratio.
+    label_smoothing: fold this smoothing into the training targets as timm's Mixup does (one-hot
+    smoothed to s/K off and 1 - s + s/K on the class, then mixed), so train with a loss that does not
+    smooth (CategoricalCrossentropy(label_smoothing=0)); the recipe uses 0.1. Default 0: plain (mixed)
+    one-hot targets, for a loss that smooths itself. Validation/selection targets are always one-hot.
     """
     from kconvnext.data.pipeline import train_dataset, validation_dataset
 
     config = AugmentConfig.resolve(augment)
+    label_smoothing = check_label_smoothing(label_smoothing)
     splits = select_splits(name, data_dir=data_dir, image_size=image_size, batch_size=batch_size, seed=seed,
                            validation_fraction=validation_fraction, limit=limit, output_dir=output_dir,
                            selection_fraction=selection_fraction)
@@ -48,9 +53,17 @@ def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment
     return splits.bundle(
         selection=validation_dataset(splits.selection, **evaluation) if splits.selection is not None else None,
         train=train_dataset(splits.train, seed=int(seed), shuffle_buffer=shuffle_buffer,
-                            cache_limit_bytes=cache_limit_bytes, normalization=splits.source.normalization, **kwargs),
-        validation=validation_dataset(splits.validation, **evaluation),
+                            cache_limit_bytes=cache_limit_bytes, normalization=splits.source.normalization,
+                            label_smoothing=label_smoothing, **kwargs),
+        validation=validation_dataset(splits.validation, **evaluation), label_smoothing=label_smoothing,
     )
+
+
+def check_label_smoothing(value):
+    value = float(value or 0.0)
+    if not 0 <= value < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {value!r}.")
+    return value
 
 
 @dataclass
@@ -68,8 +81,8 @@ class Splits:
     def num_classes(self):
         return len(self.source.class_names)
 
-    def bundle(self, train, validation, selection=None):
-        return DataBundle(
+    def bundle(self, train, validation, selection=None, label_smoothing=0.0):
+        return DataBundle(label_smoothing=label_smoothing,
             selection=selection, selection_count=len(self.selection) if self.selection is not None else 0,
             train=train, validation=validation, class_names=list(self.source.class_names),
             train_count=len(self.train), validation_count=len(self.validation), class_counts=self.counts,

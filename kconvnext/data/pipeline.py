@@ -14,6 +14,7 @@ from PIL import Image
 
 from kconvnext.data import augment as aug
 from kconvnext.data.augment_numpy import cifar_pad
+from kconvnext.data.mixing import BatchMix
 from kconvnext.data.randaugment import RandAugment, fill_colour
 from kconvnext.data.seeds import seed_stream
 from kconvnext.data.sources.base import ArraySplit
@@ -109,9 +110,18 @@ def validation_dataset(split, *, num_classes, image_size, batch_size, config, tr
     return _finish(ds if is_array else ds.ignore_errors(log_warning=True), batch_size, len(split))
 
 
+def smoothed_one_hot(label, num_classes, smoothing):
+    """timm's smoothed target: smoothing / K off the true class, 1 - smoothing + smoothing / K on it."""
+    off = smoothing / num_classes
+    return tf.one_hot(label, num_classes, on_value=1.0 - smoothing + off, off_value=off, dtype=tf.float32)
+
+
 def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, shuffle_buffer=None,
-                  cache_limit_bytes=None, normalization="imagenet", every_image=False):
+                  cache_limit_bytes=None, normalization="imagenet", every_image=False, label_smoothing=0.0):
     """Shuffled every epoch (seeded), augmented per image then per batch, as `config` says.
+
+    label_smoothing: folded into the targets as timm's Mixup does (smoothed one-hot, then mixed),
+    so the training loss must not smooth again (DataBundle.label_smoothing says so).
 
     every_image=True keeps the last partial batch (the linear probe's augmented views: every image
     gets its views, and a split smaller than a batch still has one).
@@ -135,7 +145,7 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
     randaugment = (RandAugment(config.randaugment_magnitude, config.randaugment_num_ops,
                                config.randaugment_magnitude_std, fill=fill_colour(mean))
                    if config.randaugment else None)
-    batch_augment = aug.BatchAugment(config)
+    batch_mix = BatchMix(config)
     pad = cifar_pad(image_size)
 
     def prepare(key_label, seed):
@@ -158,7 +168,7 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
             image = randaugment(image, ra_seed)
         if config.random_erasing > 0:
             image = aug.random_erasing(image, erase_seed, config.random_erasing, mean, std)
-        return tf.clip_by_value(image, *aug.VALUE_RANGE), tf.one_hot(label, num_classes, dtype=tf.float32)
+        return tf.clip_by_value(image, *aug.VALUE_RANGE), smoothed_one_hot(label, num_classes, label_smoothing)
 
     n = len(split)
     ds = keys.shuffle(min(shuffle_buffer or n, n), seed=seed, reshuffle_each_iteration=True)
@@ -167,7 +177,10 @@ def train_dataset(split, *, num_classes, image_size, batch_size, config, seed, s
         ds = ds.ignore_errors(log_warning=True)  # last resort; the up-front scan should leave nothing to skip
     ds = _known_length(ds.batch(batch_size, drop_remainder=not every_image),
                        math.ceil(n / batch_size) if every_image else n // batch_size)
-    if batch_augment.active:
-        ds = tf.data.Dataset.zip(ds, seed_stream(seed + 2)).map(
-            lambda batch, s: batch_augment(batch[0], batch[1], s), num_parallel_calls=AUTOTUNE, deterministic=True)
+    if batch_mix.active:
+        def mix(batch, batch_seed):
+            images, labels = batch_mix(*batch, batch_seed)
+            return tf.clip_by_value(images, *aug.VALUE_RANGE), labels  # (float rounding of the blend)
+
+        ds = tf.data.Dataset.zip(ds, seed_stream(seed + 2)).map(mix, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from kconvnext.data.augment_numpy import center_crop_pil, cifar_pad, pad_and_crop, random_resized_crop_pil
 from kconvnext.data.config import AugmentConfig
-from kconvnext.data.loader import select_splits
+from kconvnext.data.loader import check_label_smoothing, select_splits
 from kconvnext.data.sources.base import ArraySplit
 
 
@@ -38,7 +38,8 @@ def unsupported(config):
 class ImageBatches(keras.utils.PyDataset):
     """Batches of one split, augmented (train) or resized + center-cropped (validation)."""
 
-    def __init__(self, split, *, num_classes, image_size, batch_size, config, train, seed=0, workers=4):
+    def __init__(self, split, *, num_classes, image_size, batch_size, config, train, seed=0, workers=4,
+                 label_smoothing=0.0):
         super().__init__(workers=workers, use_multiprocessing=False)
         self.split = split
         self.labels = np.asarray(split.labels, dtype=np.int64)
@@ -51,6 +52,9 @@ class ImageBatches(keras.utils.PyDataset):
         self.epoch = 0
         self.max_batches = None
         self._order = self._permutation()
+        # Training targets carry the smoothing (as the tf.data pipeline's); validation's are one-hot.
+        smoothing = float(label_smoothing) if self.train else 0.0
+        self._targets = np.eye(self.num_classes, dtype="float32") * (1 - smoothing) + smoothing / self.num_classes
 
     def __len__(self):
         count = len(self.labels)
@@ -86,7 +90,7 @@ class ImageBatches(keras.utils.PyDataset):
         if self.train and self.config.hflip:
             flip = rng.random(len(idx)) < 0.5
             images[flip] = images[flip, :, ::-1]
-        return images, np.eye(self.num_classes, dtype="float32")[self.labels[idx]]
+        return images, self._targets[self.labels[idx]]
 
     def _image(self, i, rng):
         size, config = self.image_size, self.config
@@ -105,14 +109,16 @@ class ImageBatches(keras.utils.PyDataset):
 
 
 def load(name, *, data_dir=None, image_size=None, batch_size=32, seed=0, augment=None, validation_fraction=0.1,
-         limit=None, output_dir=None, workers=4, selection_fraction=0.0):
+         limit=None, output_dir=None, workers=4, selection_fraction=0.0, label_smoothing=0.0):
     """kconvnext.data.load without TensorFlow: the DataBundle holds two ImageBatches."""
     config = AugmentConfig.resolve(augment)
+    label_smoothing = check_label_smoothing(label_smoothing)
     splits = select_splits(name, data_dir=data_dir, image_size=image_size, batch_size=batch_size, seed=seed,
                            validation_fraction=validation_fraction, limit=limit, output_dir=output_dir,
                            selection_fraction=selection_fraction)
     kwargs = dict(num_classes=splits.num_classes, image_size=splits.image_size, batch_size=int(batch_size),
                   config=config, seed=int(seed), workers=workers)
     selection = ImageBatches(splits.selection, train=False, **kwargs) if splits.selection is not None else None
-    return splits.bundle(train=ImageBatches(splits.train, train=True, **kwargs), selection=selection,
-                         validation=ImageBatches(splits.validation, train=False, **kwargs))
+    return splits.bundle(train=ImageBatches(splits.train, train=True, label_smoothing=label_smoothing, **kwargs),
+                         selection=selection, validation=ImageBatches(splits.validation, train=False, **kwargs),
+                         label_smoothing=label_smoothing)

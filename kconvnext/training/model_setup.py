@@ -1,5 +1,6 @@
 """Building and compiling the model a recipe describes (fresh, fine-tuned, or resumed)."""
 import inspect
+import math
 
 import keras
 
@@ -53,16 +54,49 @@ def schedule_for(config, steps_per_epoch):
     )
 
 
-def compile_model(model, name, config, steps_per_epoch, num_classes):
-    """A plain keras compile: AdamW(+EMA), CategoricalCrossentropy(from_logits, smoothing), accuracy."""
-    optimizer = build_optimizer(config, model, name, schedule_for(config, steps_per_epoch))
+def loss_label_smoothing(config, bundle):
+    """The smoothing the training loss applies: the recipe's, unless the training targets already
+    carry it (DataBundle.label_smoothing: folded in as timm's Mixup does; the trainer's own data
+    always). Then the loss is plain cross-entropy on soft targets, as timm's SoftTargetCrossEntropy,
+    and the validation loss (same compiled loss, one-hot targets) is plain cross-entropy, as timm's."""
+    carried = float(getattr(bundle, "label_smoothing", 0.0) or 0.0)
+    if not carried:
+        return float(config.label_smoothing)
+    if not math.isclose(carried, config.label_smoothing):
+        raise ValueError(f"The data's training targets carry label smoothing {carried:g} but the recipe's "
+                         f"label_smoothing is {config.label_smoothing:g}: load the data with "
+                         "kconvnext.data.load(..., label_smoothing=<the recipe's>) (or 0: the loss then smooths).")
+    return 0.0
+
+
+def compile_model(model, name, config, steps_per_epoch, num_classes, label_smoothing, optimizer=None):
+    """A plain keras compile: AdamW(+EMA), CategoricalCrossentropy(from_logits, `label_smoothing`:
+    loss_label_smoothing's), accuracy. optimizer: keep this one (a resumed checkpoint's) instead."""
+    optimizer = optimizer or build_optimizer(config, model, name, schedule_for(config, steps_per_epoch))
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     if num_classes > 5:
         metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing),
         metrics=metrics, steps_per_execution=config.steps_per_execution,
         jit_compile="auto" if config.jit_compile is None else config.jit_compile,
     )
     return model
+
+
+def compiled_label_smoothing(model):
+    """The label smoothing of a compiled (or loaded) model's loss; None if it is not ours."""
+    loss = getattr(model, "loss", None)
+    return loss.get_config().get("label_smoothing") if isinstance(loss, keras.losses.CategoricalCrossentropy) else None
+
+
+def match_loss_smoothing(model, name, config, steps_per_epoch, num_classes, label_smoothing):
+    """A resumed checkpoint whose loss smooths differently (one saved before the smoothing moved into
+    the targets would smooth twice) is recompiled with the same optimizer (its state and step count
+    kept); True if it was."""
+    current = compiled_label_smoothing(model)
+    if current is not None and math.isclose(current, label_smoothing, abs_tol=1e-12):
+        return False
+    compile_model(model, name, config, steps_per_epoch, num_classes, label_smoothing, optimizer=model.optimizer)
+    return True

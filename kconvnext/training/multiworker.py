@@ -30,6 +30,7 @@ from kconvnext.files import save_model_atomic
 from kconvnext.run_folder import RunFolder
 from kconvnext.training.callbacks import _finite
 from kconvnext.training.errors import TrainingDiverged
+from kconvnext.training.model_setup import loss_label_smoothing
 from kconvnext.training.selection import selection_split
 
 
@@ -96,7 +97,7 @@ def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, i
     skip: batches of the first epoch already trained (a single-worker Ctrl-C checkpoint): read, not trained."""
     chief = _is_chief(strategy)
     with strategy.scope():
-        train_step = make_train_step(model, strategy, config.label_smoothing)
+        train_step = make_train_step(model, strategy, loss_label_smoothing(config, bundle))
         iterator = iter(_distributed(strategy, train_ds))
     history = list(state.get("history", []))
     ips = None

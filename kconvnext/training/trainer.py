@@ -30,7 +30,8 @@ from kconvnext.training.config import merge, parse_set
 from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.errors import TrainingDiverged
 from kconvnext.training.evaluate import accuracy_report, predict_dataset
-from kconvnext.training.model_setup import build_model, compile_model, schedule_for
+from kconvnext.training.model_setup import (build_model, compile_model, loss_label_smoothing, match_loss_smoothing,
+                                             schedule_for)
 from kconvnext.training.optimizer import model_buffers
 from kconvnext.training.plots import plot_confusion, plot_history
 from kconvnext.training.preflight import check_start, estimate_line
@@ -106,7 +107,7 @@ def load_data(dataset, config, data_dir, run_dir, seed, print_fn=print, model_na
     return load(
         dataset, data_dir=data_dir, image_size=config.image_size, batch_size=config.batch_size,
         seed=seed, augment=config.augment.pipeline_dict(), validation_fraction=config.validation_fraction,
-        selection_fraction=config.selection_fraction,
+        selection_fraction=config.selection_fraction, label_smoothing=config.label_smoothing,
         limit=config.limit, output_dir=str(run_dir), **extra,
     )
 
@@ -249,6 +250,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             data = data()
         bundle = data if data is not None else load_data(dataset, config, data_dir, run_dir, config.seed, print_fn,
                                                                   model_name=model)
+        loss_smoothing = loss_label_smoothing(config, bundle)  # 0 when the targets carry the smoothing
         steps = batches_per_epoch(bundle.train, bundle.train_count, config.batch_size)
         train_ds = bundle.train
         if config.budget_minutes and plan is None:
@@ -268,6 +270,9 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
                 # public setter: a LossScaleOptimizer, mixed_float16, passes it to the optimizer it
                 # wraps, whose schedule is the one applied; its own _learning_rate is never read.)
                 net.optimizer.learning_rate = schedule_for(config, steps)
+                if match_loss_smoothing(net, model, config, steps, bundle.num_classes, loss_smoothing):
+                    print_fn(f"note: the checkpoint's loss is recompiled to label smoothing {loss_smoothing:g} "
+                             "(the training targets carry the recipe's); its optimizer state is kept.")
                 initial_epoch, mid_epoch = _epochs_in_checkpoint(net, steps, state, initial_epoch, print_fn)
                 if mid_epoch and not tensorflow_backend():
                     print_fn(f"note: on the {keras.backend.backend()} backend a mid-epoch checkpoint resumes at the "
@@ -275,7 +280,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
                     mid_epoch = 0
             else:
                 net = build_model(model, config, bundle.num_classes, bundle.normalization)
-                compile_model(net, model, config, steps, bundle.num_classes)
+                compile_model(net, model, config, steps, bundle.num_classes, loss_smoothing)
         fast_forward(bundle.train, initial_epoch)  # (train_ds shares its iterator seeds)
         params = int(sum(int(math.prod(v.shape)) for v in net.trainable_variables))
         _write_run_files(run_dir, config, recipe_path, user_overrides, bundle)
@@ -331,7 +336,7 @@ def _measure_budget(model, config, bundle, steps, started):
 
     def build():
         net = build_model(model, config, bundle.num_classes, bundle.normalization)
-        return compile_model(net, model, config, steps, bundle.num_classes)
+        return compile_model(net, model, config, steps, bundle.num_classes, loss_label_smoothing(config, bundle))
 
     with tempfile.TemporaryDirectory() as tmp:
         costs = measure_costs(build, batch, lambda net: save_model_atomic(net, Path(tmp) / "timing.keras"))
