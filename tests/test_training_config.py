@@ -130,7 +130,7 @@ def test_jit_compile_is_a_recipe_key_that_reaches_keras_compile():
     for value, expected in ((True, True), (False, False), (None, False)):  # auto: off for TF on a CPU
         config = config_from_dict({"jit_compile": value})
         model = create_model("resnet18", num_classes=2, input_shape=(32, 32, 3))
-        compile_model(model, "resnet18", config, steps_per_epoch=2, num_classes=2)
+        compile_model(model, "resnet18", config, steps_per_epoch=2, num_classes=2, label_smoothing=0.1)
         assert model.jit_compile is expected
         keras.backend.clear_session()
     with pytest.raises(ValueError, match="jit_compile"):
