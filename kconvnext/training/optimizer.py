@@ -1,5 +1,6 @@
-"""AdamW as the ConvNeXt recipe uses it: torch's arithmetic, no decay on biases/norms/layer-scale,
-optional layer-wise lr, and an EMA that covers the BatchNorm statistics as well as the weights.
+"""AdamW as the ConvNeXt recipe uses it: torch.optim.AdamW's arithmetic (see update_step), no decay
+on biases/norms/layer-scale, optional layer-wise lr, and an EMA that covers the BatchNorm statistics
+as well as the weights. tests/test_adamw_torch.py checks the steps against torch's own numbers.
 
 Why a subclass rather than `AdamW(...).exclude_from_weight_decay(var_names=...)` on a stock
 optimizer: the exclusion is not part of the optimizer's config, so a `.keras` checkpoint reloaded
@@ -22,21 +23,21 @@ variables, updated in the train step with the weights' momentum and saved with t
 (so `--resume` keeps it); kconvnext.training.callbacks swaps it in and out with the EMA weights.
 """
 import contextlib
+import math
 import re
+import types
 
 import keras
 import numpy as np
 from keras import ops
-from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from kconvnext.models import get_spec
 
 
 @keras.saving.register_keras_serializable(package="kconvnext")
 class RecipeAdamW(keras.optimizers.AdamW):
-    """keras AdamW with torch.optim.AdamW's update (eps after the bias correction) + persistent
-    weight-decay exclusions + per-layer lr (and weight decay) scales + an optional EMA of the
-    model's buffers. Same variables as keras' AdamW, so older checkpoints load.
+    """keras AdamW with torch's update + persistent weight-decay exclusions + per-layer lr (and
+    weight decay) scales + an optional EMA of the model's buffers.
 
     lr_scales: {top-level layer name (first component of variable.path): scale}; missing -> 1.0.
     """
@@ -82,44 +83,49 @@ class RecipeAdamW(keras.optimizers.AdamW):
         return [(g, v) for g, (_, v) in zip(clipped, reduced)]
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
-        scale = self._lr_scale_list[index]
-        if scale != 1.0:
-            learning_rate = learning_rate * scale
-        lr = ops.cast(learning_rate, variable.dtype)
-        if self._decay_list[index]:
-            # Decoupled decay before the Adam step, as torch AdamW: p -= lr * wd * p.
-            self.assign_sub(variable, ops.multiply(variable, lr * _constant(self.weight_decay, variable.dtype)))
-        self._torch_adam_step(ops.cast(gradient, variable.dtype), variable, lr, index)
+        """torch.optim.AdamW's step (timm's optimizer for the recipe), at this variable's scaled lr.
 
-    def _torch_adam_step(self, gradient, variable, lr, index):
-        """torch.optim.Adam(W)'s arithmetic: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-
-        Keras' Adam folds both corrections into the step size and adds eps to the uncorrected
-        sqrt(v): the same update when sqrt(v) >> eps, but for parameters with tiny gradients (a
-        layer-scale gamma at 1e-6) eps dominates an uncorrected v that is sqrt(1 - b2^t) times too
-        small, and the update came out 0.04x torch's at step 1, 0.30x at step 100 and 0.73x at step
-        1000 (tests/test_optimizer_torch_parity.py, against torch numbers).
+        p *= 1 - lr * wd (decoupled, decayed variables only), then
+        p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+        Keras' Adam divides by sqrt(v) + eps and bias-corrects afterwards, so epsilon weighs
+        1 / sqrt(1 - b2^t) times more: ~3x at step 100 for a 1e-6 layer-scale gamma whose
+        gradients are near epsilon. The bias corrections come from expm1(t * log(beta)) with the
+        log taken in float64, as torch computes them in Python floats; 1 - beta**t in float32 is off by
+        ~1e-5 relative (0.999 is not a float32). m and v are Keras' own variables with torch's
+        meaning (uncorrected averages), so checkpoints of either arithmetic load into the other.
         """
+        index = self._get_variable_index(variable)
         dtype = variable.dtype
-        step = ops.cast(self.iterations + 1, dtype)
-        bias_1 = 1 - ops.power(_constant(self.beta_1, dtype), step)
-        bias_2 = 1 - ops.power(_constant(self.beta_2, dtype), step)
+        lr = ops.cast(learning_rate, dtype)
+        if self._lr_scale_list[index] != 1.0:
+            lr = lr * self._lr_scale_list[index]
+        if self._decay_list[index]:
+            self.assign(variable, variable * (1 - lr * ops.cast(self.weight_decay, dtype)))
+        grad = ops.cast(gradient, dtype)
         m, v = self._momentums[index], self._velocities[index]
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-        if self.amsgrad:  # torch keeps the running maximum of v and corrects it the same way
-            v_max = self._velocity_hats[index]
-            self.assign(v_max, ops.maximum(v_max, v))
-            v = v_max
-        denominator = ops.add(ops.divide(ops.sqrt(v), ops.sqrt(bias_2)), _constant(self.epsilon, dtype))
-        self.assign_sub(variable, ops.divide(ops.multiply(m, lr / bias_1), denominator))
+        beta_1, beta_2 = float(self.beta_1), float(self.beta_2)
+        self.assign_add(m, (grad - m) * (1 - beta_1))
+        self.assign(v, v * beta_2 + (1 - beta_2) * grad * grad)
+        step = ops.cast(self.iterations + 1, dtype)
+        correction_1 = -ops.expm1(step * math.log(beta_1))
+        correction_2 = -ops.expm1(step * math.log(beta_2))
+        denominator = ops.sqrt(v) / ops.sqrt(correction_2) + self.epsilon
+        self.assign_sub(variable, (lr / correction_1) * (m / denominator))
 
     # --- EMA of buffers (BatchNorm statistics) -------------------------------------------------
 
-    @no_automatic_dependency_tracking  # model variables must not join the optimizer's own
     def _set_buffers(self, buffers, averages):
-        self._buffers, self._buffer_averages = tuple(buffers), tuple(averages)
+        # In a plain namespace: Keras tracks variables (and lists of them) set as attributes, and
+        # the model's buffers must not join the optimizer's own variables.
+        self._buffer_state = types.SimpleNamespace(buffers=tuple(buffers), averages=tuple(averages))
+
+    @property
+    def _buffers(self):
+        return self._buffer_state.buffers
+
+    @property
+    def _buffer_averages(self):
+        return self._buffer_state.averages
 
     @property
     def buffer_averages(self):
