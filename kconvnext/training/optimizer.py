@@ -240,11 +240,6 @@ class RecipeAdamW(keras.optimizers.AdamW):
                 "lr_scales": self.lr_scales}
 
 
-def _constant(value, dtype):
-    """A Python float in `dtype` directly (ops.cast would round it through float32 first)."""
-    return ops.convert_to_tensor(value, dtype=dtype)
-
-
 def model_buffers(model):
     """The model's non-trainable float variables (timm's buffers): BatchNorm moving mean/variance."""
     return [v for v in model.non_trainable_variables if "float" in str(v.dtype)]
