@@ -4,8 +4,8 @@ A GPU machine with JAX but no TensorFlow cannot run tf.data. `load` here has kco
 signature and contract (batches of float32 [0, 255] images and float32 one-hot labels, a DataBundle
 with the same facts), built on the same source / limit / bad-file logic (loader.select_splits).
 
-Augmentation is the geometric part of the recipe, in numpy: CIFAR's reflect-pad-and-crop or an
-Inception random resized crop, and horizontal flips. RandAugment, Mixup/CutMix and random erasing
+Augmentation is the geometric part of the recipe, in numpy: CIFAR's reflect-pad-and-crop or
+torchvision's random resized crop (bicubic; the tf.data pipeline's algorithm), and horizontal flips. RandAugment, Mixup/CutMix and random erasing
 are tf.data-only; `unsupported(config)` names them so the trainer can say so instead of silently
 training a different recipe. Randomness comes from (seed, epoch, batch index), so batches do not
 depend on worker scheduling and a resumed run can jump to its epoch (`skip_epochs`). Training epochs
