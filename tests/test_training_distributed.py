@@ -41,26 +41,33 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, catsdogs_dir):
     assert (tmp_path / "run/checkpoints/best.keras").is_file()
 
 
-@pytest.mark.slow
-def test_multi_worker_two_processes_agree_and_learn(tmp_path):
+def _job(tf_config, output, options=None):
+    return [sys.executable, str(ROOT / "tests/multiworker_job.py"), tf_config, str(output), json.dumps(options or {})]
+
+
+def _run_workers(outputs, options=None, timeout=600):
+    """tests/multiworker_job.py as worker i of a 2-process local cluster, writing to outputs[i];
+    a worker still running after `timeout` s (waiting in a collective) fails the test."""
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs = []
-    for i in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-        procs.append(subprocess.Popen(
-            [sys.executable, str(ROOT / "tests/multiworker_job.py"), tf_config, str(tmp_path / f"w{i}")],
-            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = []
-    for p in procs:
-        try:
-            outputs.append(p.communicate(timeout=600)[0])
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-    for p, out in zip(procs, outputs):
-        assert p.returncode == 0, out[-3000:]
+    procs = [subprocess.Popen(_job(json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                                   output, options), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+             for i, output in enumerate(outputs)]
+    try:
+        texts = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, text in zip(procs, texts):
+        assert p.returncode == 0, text[-3000:]
+
+
+@pytest.mark.slow
+def test_multi_worker_two_processes_agree_and_learn(tmp_path):
+    _run_workers([tmp_path / "w0", tmp_path / "w1"])
     weights = [np.load(tmp_path / f"w{i}/weights.npz") for i in range(2)]
     assert len(weights[0].files) == len(weights[1].files) > 0
     for key in weights[0].files:
@@ -76,4 +83,33 @@ def test_multi_worker_two_processes_agree_and_learn(tmp_path):
     assert sorted(epochs[0]["ids"] + epochs[1]["ids"]) == list(range(64)) == list(range(steps * 16))
     # Only the chief (worker 0) writes checkpoints.
     assert (tmp_path / "w0/checkpoints/last.keras").is_file()
+    assert not (tmp_path / "w1/checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_multi_worker_resumes_as_the_chief_decides_and_keeps_ema(tmp_path):
+    """Only the chief's folder holds a checkpoint (one single-worker epoch); the other worker's is
+    empty. Both resume from the chief's checkpoint and state (it used to train from scratch alone
+    and hang), and the recipe's EMA is kept as in single-worker fit (it used to be dropped)."""
+    first = subprocess.run(_job("", tmp_path / "w0", {"epochs": 1, "strategy": "default"}), env=_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = json.loads((tmp_path / "w0/epochs.json").read_text())
+    _run_workers([tmp_path / "w0", tmp_path / "w1"], {"epochs": 2}, timeout=300)
+    epochs = [json.loads((tmp_path / f"w{i}/epochs.json").read_text()) for i in range(2)]
+    steps = before["steps_per_epoch"]
+    # One decision: both continue the chief's run (its epoch-1 history, one more epoch of steps).
+    for e in epochs:
+        assert e["iterations"] == e["total_steps"] == 2 * steps and len(e["history"]) == 2
+        assert e["history"][0] == before["history"][0]
+    weights = [np.load(tmp_path / f"w{i}/weights.npz") for i in range(2)]
+    for key in weights[0].files:
+        np.testing.assert_array_equal(weights[0][key], weights[1][key])
+    # EMA kept: validated every epoch, best.keras chosen on raw or EMA, last.keras holds the raw
+    # weights and the model ends with the EMA ones (as fit's finalize_variable_values).
+    state = json.loads((tmp_path / "w0/state.json").read_text())
+    assert "val_ema_accuracy" in state["history"][-1] and state["best_weights"] in ("raw", "ema")
+    for e in epochs:
+        assert "val_ema_accuracy" in e["history"][-1] and e["ema_gap"] == 0.0
+    assert epochs[0]["raw_gap"] > 1e-6
     assert not (tmp_path / "w1/checkpoints").exists()

@@ -161,3 +161,57 @@ def test_global_clipnorm_under_mirrored_clips_the_reduced_gradient():
     result = json.loads(out.stdout.split("RESULT", 1)[1])
     assert result["replicas"] == 2 and result["moved"] > 1e-3
     assert result["gap"] < 1e-5, result
+
+
+def test_multiworker_loop_keeps_the_ema_of_weights_and_batchnorm_statistics(tmp_path):
+    """fit_multiworker (here on the default strategy: one process) keeps the recipe's EMA as fit
+    does: RecipeAdamW averages the BatchNorm statistics too, raw and EMA are validated, best.keras
+    holds whichever won, last.keras the raw weights, and the model ends with the EMA weights and
+    statistics. (It used to drop all of it.)"""
+    from kconvnext.training.model_setup import build_model, compile_model
+    from kconvnext.training.multiworker import fit_multiworker
+    from kconvnext.training.optimizer import model_buffers
+    from kconvnext.training.recipes import load_recipe
+    from training_helpers import synthetic_bundle
+
+    config, _ = load_recipe("catsdogs_resnet_scratch", dataset="catsdogs", family="resnet", overrides={
+        "epochs": 1, "image_size": 16, "small_input": True, "batch_size": 16, "warmup_epochs": 0,
+        "drop_path_rate": 0.0, "ema": True, "ema_momentum": 0.5, "model": {"depths": [1, 1, 1, 1]}})
+    bundle = synthetic_bundle(train=32, val=16, size=16)
+    keras.utils.set_random_seed(0)
+    net = compile_model(build_model("resnet18", config, 2, "imagenet"), "resnet18", config, 2, 2)
+    state = {}
+    history, _ = fit_multiworker(net, bundle.train, bundle, config, tf.distribute.get_strategy(), tmp_path, state,
+                                 0, 2, print_fn=lambda *_: None)
+    optimizer = net.optimizer
+    buffers = model_buffers(net)
+    assert len(buffers) > 0 and len(optimizer.buffer_averages) == len(buffers)
+    assert "val_ema_accuracy" in history[-1] and "val_ema_accuracy" in state["history"][-1]
+    for variable, average in zip(net.trainable_variables + buffers,
+                                 optimizer._model_variables_moving_average + list(optimizer.buffer_averages)):
+        np.testing.assert_array_equal(variable.numpy(), average.numpy())
+    last = keras.models.load_model(tmp_path / "checkpoints/last.keras")
+    best = keras.models.load_model(tmp_path / "checkpoints/best.keras")
+    assert np.abs(_flat(last.get_weights()) - _flat(net.get_weights())).max() > 1e-6  # raw, not EMA
+    assert state["best_epoch"] == 1
+    expected = net if state["best_weights"] == "ema" else last
+    np.testing.assert_array_equal(_flat(best.get_weights()), _flat(expected.get_weights()))
+
+
+def test_chief_broadcast_round_trips_bytes_in_chunks_and_errors(monkeypatch):
+    """The channel the chief's resume decision and checkpoint go through (on one process here):
+    any length, across chunk boundaries, and the chief's error raised as the same type."""
+    from kconvnext.training import multiworker
+
+    monkeypatch.setattr(multiworker, "_CHUNK", 2)  # 2 int64 words: several chunks and a short last one
+    strategy = tf.distribute.get_strategy()
+    for data in (b"", b"x", bytes(range(256)) * 3 + b"tail"):
+        assert multiworker.broadcast_bytes(strategy, data) == data
+    assert multiworker.chief_decides(strategy, lambda: [True, {"completed_epochs": 1}]) == [
+        True, {"completed_epochs": 1}]
+
+    def refuse():
+        raise FileNotFoundError("--resume: no checkpoint")
+
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        multiworker.chief_decides(strategy, refuse)

@@ -7,6 +7,7 @@ whichever of raw/EMA validated better. Every swap moves the EMA weights *and* th
 BatchNorm statistics (RecipeAdamW.average_buffers) together, so EMA weights are never paired with
 the raw model's statistics.
 """
+import contextlib
 import math
 import time
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from kconvnext.files import save_model_atomic
 from kconvnext.run_folder import RunFolder
+from kconvnext.training.optimizer import model_buffers
 
 
 def _buffer_optimizer(model):
@@ -22,6 +24,19 @@ def _buffer_optimizer(model):
     optimizer = getattr(model, "optimizer", None)
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     return optimizer if hasattr(optimizer, "swap_buffer_averages") else None
+
+
+def average_buffers(net, print_fn):
+    """EMA of the BatchNorm statistics next to the EMA weights (RecipeAdamW.average_buffers), for
+    fit and the multi-worker loop alike."""
+    optimizer = _buffer_optimizer(net)
+    if optimizer is None or not model_buffers(net):
+        return
+    with net.distribute_strategy.scope() if hasattr(net, "distribute_strategy") else contextlib.nullcontext():
+        averaged = optimizer.average_buffers(net)
+    if not averaged:
+        print_fn(f"note: on the {keras.backend.backend()} backend the EMA covers the weights only: "
+                 "EMA validation and an EMA best.keras use the raw model's BatchNorm statistics.")
 
 
 class SwapEMAWeights(keras.callbacks.SwapEMAWeights):

@@ -30,6 +30,15 @@ class NoStrategy:
         return contextlib.nullcontext()
 
 
+def is_chief(strategy):
+    """The process that decides (resume) and writes (checkpoints, logs): the cluster's chief, or
+    worker 0 when there is none; always true outside MultiWorkerMirroredStrategy. It holds global
+    replica 0 (tf.distribute numbers the chief first), which multiworker.broadcast_bytes relies on."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is None or resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs)
+
+
 def tf_config_workers():
     """Number of workers named in $TF_CONFIG (0 when unset)."""
     raw = os.environ.get("TF_CONFIG")

@@ -16,27 +16,97 @@ only the loop is ours:
   gradient on any replica makes every replica skip the step together (each replica's
   LossScaleOptimizer checks its own gradients before the all-reduce; a mixed answer would leave
   some workers waiting in a collective the others never enter);
-- only the chief writes checkpoints/logs (atomically, as in single-worker runs).
+- the recipe's EMA is kept as in single-worker fit: the optimizer's EMA of the weights, RecipeAdamW's
+  EMA of the BatchNorm buffers, raw and EMA validation every epoch, best.keras on whichever
+  validated better and last.keras with the raw weights (callbacks.RunCheckpoint, the same code), and
+  the EMA weights in the final model (fit's finalize_variable_values);
+- only the chief writes checkpoints/logs (atomically, as in single-worker runs);
+- only the chief reads the run folder: whether to resume, and the state (epochs done, batches to
+  skip, history, budget plan), is its decision, broadcast to the others, and the checkpoint's bytes
+  go with it, so every worker loads the same state (a worker with another view of the folder, or
+  none, used to decide alone, and a mismatch left workers waiting in a collective).
 """
 import csv
+import json
 import math
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kconvnext.files import save_model_atomic
 from kconvnext.run_folder import RunFolder
-from kconvnext.training.callbacks import _finite
+from kconvnext.training import callbacks as cb
+from kconvnext.training.distribute import is_chief
 from kconvnext.training.errors import TrainingDiverged
 from kconvnext.training.model_setup import loss_label_smoothing
 from kconvnext.training.selection import selection_split
 
+_CHUNK = 1 << 23  # int64 words per collective (64 MiB): a large checkpoint goes in pieces
 
-def _is_chief(strategy):
-    r = strategy.cluster_resolver
-    return r.task_type in (None, "chief") or (r.task_type == "worker" and r.task_id == 0)
+
+def _from_replica_0(strategy, words):
+    """`words` (int64 numpy) of global replica 0, the chief's first device, on every worker: an
+    all-reduce sum to which every other replica adds zeros (exact for integers)."""
+    @tf.function
+    def reduce(x):
+        def replica(x):
+            ctx = tf.distribute.get_replica_context()
+            keep = tf.cast(tf.equal(ctx.replica_id_in_sync_group, 0), x.dtype)
+            return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x * keep)
+        return strategy.run(replica, args=(x,))
+
+    return strategy.experimental_local_results(reduce(tf.constant(words)))[0].numpy()
+
+
+def broadcast_bytes(strategy, data):
+    """The chief's `data` (bytes) on every worker; the others pass anything (None). Every worker
+    must call this at the same point: it is a collective."""
+    mine = data if is_chief(strategy) else b""
+    size = int(_from_replica_0(strategy, np.array([len(mine)], np.int64))[0])
+    words = np.zeros(-(-size // 8), np.int64)
+    if is_chief(strategy):
+        words.view(np.uint8)[:size] = np.frombuffer(mine, np.uint8)
+    for start in range(0, len(words), _CHUNK):
+        words[start:start + _CHUNK] = _from_replica_0(strategy, words[start:start + _CHUNK])
+    return words.view(np.uint8)[:size].tobytes()
+
+
+_SHARED_ERRORS = {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}
+
+
+def chief_decides(strategy, decide):
+    """decide() (JSON-able) run by the chief alone, its answer returned on every worker; an error it
+    raises is raised on every worker (instead of leaving the others waiting for the answer)."""
+    answer = None
+    if is_chief(strategy):
+        try:
+            answer = {"value": decide()}
+        except tuple(_SHARED_ERRORS.values()) as err:
+            answer = {"error": type(err).__name__, "message": str(err)}
+        answer = json.dumps(answer).encode()
+    answer = json.loads(broadcast_bytes(strategy, answer))
+    if "error" in answer:
+        raise _SHARED_ERRORS[answer["error"]](answer["message"])
+    return answer["value"]
+
+
+def load_shared_checkpoint(strategy, path):
+    """keras.models.load_model of the chief's checkpoint `path` on every worker (inside
+    strategy.scope(); a collective): the others load its bytes, whatever their own folder holds."""
+    data = broadcast_bytes(strategy, Path(path).read_bytes() if is_chief(strategy) else None)
+    if is_chief(strategy):
+        return keras.models.load_model(path)
+    folder = tempfile.mkdtemp(prefix="kconvnext-chief-")
+    try:
+        copy = Path(folder) / Path(path).name
+        copy.write_bytes(data)
+        return keras.models.load_model(copy)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _distributed(strategy, dataset):
@@ -91,14 +161,30 @@ def _validate(model, dataset):
     return correct / max(count, 1)
 
 
+def _validate_ema(model, dataset):
+    """Validation of the EMA weights and buffers, swapped in and out as SwapEMAWeights does."""
+    cb._swap_ema(model)
+    try:
+        return _validate(model, dataset)
+    finally:
+        cb._swap_ema(model)
+
+
 def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, initial_epoch, steps, print_fn=print,
                     skip=0):
     """Run epochs [initial_epoch, config.epochs); returns (history, train images/s).
     skip: batches of the first epoch already trained (a single-worker Ctrl-C checkpoint): read, not trained."""
-    chief = _is_chief(strategy)
+    chief = is_chief(strategy)
     with strategy.scope():
+        if not model.optimizer.built:  # (average_buffers needs it; every worker builds it alike)
+            model.optimizer.build(model.trainable_variables)
         train_step = make_train_step(model, strategy, loss_label_smoothing(config, bundle))
         iterator = iter(_distributed(strategy, train_ds))
+    if config.ema:
+        cb.average_buffers(model, print_fn)
+    checkpoint = cb.RunCheckpoint(run_dir, state)
+    checkpoint.set_model(model)
+    monitored = selection_split(bundle)
     history = list(state.get("history", []))
     ips = None
     for epoch in range(initial_epoch, config.epochs):
@@ -117,24 +203,27 @@ def fit_multiworker(model, train_ds, bundle, config, strategy, run_dir, state, i
             progbar.update(step + 1, [("loss", loss_value)])
         ips = seen / max(time.perf_counter() - t0, 1e-9)
         logs = {"epoch": epoch + 1, "loss": loss_sum / (steps - first), "accuracy": correct_sum / max(seen, 1),
-                "train_images": seen,
-                "val_accuracy": _validate(model, selection_split(bundle)), "train_images_per_sec": ips}
+                "train_images": seen, "val_accuracy": _validate(model, monitored)}
+        if config.ema:  # (EMAValidation's keys)
+            logs["val_ema_accuracy"] = _validate_ema(model, monitored)
+        logs["train_images_per_sec"] = ips
         history.append(logs)
+        state.update(train_images_per_sec=ips,  # (the optimizer's steps: for resume, as _Position)
+                     optimizer_steps=int(keras.ops.convert_to_numpy(model.optimizer.iterations)))
         if chief:
+            ema = f" val_ema_accuracy {logs['val_ema_accuracy']:.4f}" if config.ema else ""
             print_fn(f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f} "
-                     f"accuracy {logs['accuracy']:.4f} val_accuracy {logs['val_accuracy']:.4f}")
-            if _finite(model):
-                save_model_atomic(model, RunFolder(run_dir).last_checkpoint)
-                if state.get("best_accuracy") is None or logs["val_accuracy"] > state["best_accuracy"]:
-                    save_model_atomic(model, RunFolder(run_dir).best_checkpoint)
-                    state.update(best_accuracy=logs["val_accuracy"], best_epoch=epoch + 1, best_weights="raw")
-            steps_done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # (for resume)
-            state.update(completed_epochs=epoch + 1, history=history, train_images_per_sec=ips,
-                         optimizer_steps=steps_done)
-            RunFolder(run_dir).write_state(state)
+                     f"accuracy {logs['accuracy']:.4f} val_accuracy {logs['val_accuracy']:.4f}{ema}")
+            checkpoint.on_epoch_end(epoch, logs)  # state.json, last.keras, best.keras (raw or EMA)
             _append_csv(RunFolder(run_dir).logs / "training.csv", logs)
         else:
             state.update(completed_epochs=epoch + 1, history=history)
+    # As fit: the EMA weights (and buffers) end in the model; last.keras keeps the raw ones.
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    if chief:
+        state.pop("interrupted", None)
+        state.pop("interrupted_at", None)
+        RunFolder(run_dir).write_state(state)
     return history, ips
 
 

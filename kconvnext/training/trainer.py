@@ -9,8 +9,8 @@ multiworker.py) and leaves a self-describing run folder:
     checkpoints/last.keras  checkpoints/best.keras
     logs/training.csv  logs/tensorboard/  plots/curves.png  plots/confusion_matrix.png
 """
-import contextlib
 import dataclasses
+import functools
 import math
 import tempfile
 import time
@@ -27,12 +27,11 @@ from kconvnext.run_folder import RunFolder
 from kconvnext.training import callbacks as cb
 from kconvnext.training.budget import apply_plan, measure_costs, plan_budget, plan_from_state
 from kconvnext.training.config import merge, parse_set
-from kconvnext.training.distribute import resolve_precision, select_strategy, tensorflow_backend
+from kconvnext.training.distribute import is_chief, resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.errors import TrainingDiverged
 from kconvnext.training.evaluate import accuracy_report, predict_dataset
 from kconvnext.training.model_setup import (build_model, compile_model, loss_label_smoothing, match_loss_smoothing,
                                              schedule_for)
-from kconvnext.training.optimizer import model_buffers
 from kconvnext.training.plots import plot_confusion, plot_history
 from kconvnext.training.preflight import check_start, estimate_line
 from kconvnext.training.recipes import load_recipe
@@ -159,6 +158,31 @@ class _Position(keras.callbacks.Callback):
         self.state["optimizer_steps"] = int(keras.ops.convert_to_numpy(self.net.optimizer.iterations))
 
 
+def _resume_decision(run_dir, resume, config, print_fn):
+    """(resume, state.json) from what the run folder holds; `resume` as train() takes it."""
+    last_ckpt = RunFolder(run_dir).last_checkpoint
+    if resume is None:
+        resume = last_ckpt.is_file()
+        if resume:
+            print_fn(f"found {last_ckpt}: resuming (pass a new --output to start a fresh run)")
+    elif resume and not last_ckpt.is_file():
+        raise FileNotFoundError(f"--resume: {last_ckpt} does not exist; train without --resume first.")
+    state = RunFolder(run_dir).state() if resume else {}
+    if resume:
+        plan = plan_from_state(state) if config.budget_minutes else None
+        _check_resume_compatible(run_dir, apply_plan(config, plan) if plan is not None else config)
+    return bool(resume), state
+
+
+def _load_checkpoint(path, strategy, strategy_kind):
+    """The checkpoint to resume; under multi-worker the chief's, on every worker (a collective)."""
+    if strategy_kind == "multiworker":
+        from kconvnext.training.multiworker import load_shared_checkpoint
+
+        return load_shared_checkpoint(strategy, path)
+    return keras.models.load_model(path)
+
+
 def _check_resume_compatible(run_dir, config):
     saved_path = RunFolder(run_dir).recipe_yaml
     if not saved_path.is_file():
@@ -224,22 +248,20 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         return _train_probe(dataset, model, spec, config, recipe_path, user_overrides, run_dir, data_dir,
                             data, verbose, print_fn, started)
     last_ckpt = RunFolder(run_dir).last_checkpoint
-    if resume is None:
-        resume = last_ckpt.is_file()
-        if resume:
-            print_fn(f"found {last_ckpt}: resuming (pass a new --output to start a fresh run)")
-    elif resume and not last_ckpt.is_file():
-        raise FileNotFoundError(f"--resume: {last_ckpt} does not exist; train without --resume first.")
-    state = RunFolder(run_dir).state() if resume else {}
+    strategy, strategy_kind = select_strategy(config.strategy, config.cpu_devices)
+    decide = functools.partial(_resume_decision, run_dir, resume, config, print_fn)
+    if strategy_kind == "multiworker":  # the chief's view of the run folder, on every worker
+        from kconvnext.training.multiworker import chief_decides
+
+        resume, state = chief_decides(strategy, decide)
+    else:
+        resume, state = decide()
     plan = plan_from_state(state) if config.budget_minutes else None
     if plan is not None:
         config = apply_plan(config, plan)  # the budget was measured once, when the run started
-    if resume:
-        _check_resume_compatible(run_dir, config)
     initial_epoch = int(state.get("completed_epochs", 0))
     mid_epoch = 0  # batches of epoch initial_epoch + 1 that a Ctrl-C checkpoint has trained on
 
-    strategy, strategy_kind = select_strategy(config.strategy, config.cpu_devices)
     precision = resolve_precision(config.mixed_precision)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
@@ -265,7 +287,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         run_dir.mkdir(parents=True, exist_ok=True)
         with strategy.scope():
             if resume:
-                net = keras.models.load_model(last_ckpt)
+                net = _load_checkpoint(last_ckpt, strategy, strategy_kind)
                 # A resumed run may be given more epochs: stretch the schedule to the new end. (The
                 # public setter: a LossScaleOptimizer, mixed_float16, passes it to the optimizer it
                 # wraps, whose schedule is the one applied; its own _learning_rate is never read.)
@@ -318,7 +340,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             best_weights=state.get("best_weights"), train_images_per_sec=ips, params=params,
             budget_plan=plan, selected_on=selected_on(bundle),
         )
-        if strategy_kind != "multiworker" or _is_chief(strategy):
+        if is_chief(strategy):
             result.report = _finish(result, bundle, info, verbose)
         result.seconds = time.time() - started
         if verbose:
@@ -348,12 +370,6 @@ def _measure_budget(model, config, bundle, steps, started):
             + bundle.validation_count / costs.eval_images_per_sec)
     return plan_budget(config.budget_minutes, costs.images_per_sec, config.batch_size, steps, config.warmup_epochs,
                        overhead_seconds=once, epoch_overhead_seconds=per_epoch)
-
-
-def _is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    return resolver is None or resolver.task_type in (None, "chief") or (
-        resolver.task_type == "worker" and resolver.task_id == 0)
 
 
 def _write_run_files(run_dir, config, recipe_path, overrides, bundle):
@@ -388,18 +404,6 @@ def _tensorboard(logs_dir, print_fn):
     return [keras.callbacks.TensorBoard(str(logs_dir / "tensorboard"), write_graph=False, profile_batch=0)]
 
 
-def _average_buffers(net, print_fn):
-    """EMA of the BatchNorm statistics next to the EMA weights (RecipeAdamW.average_buffers)."""
-    optimizer = cb._buffer_optimizer(net)
-    if optimizer is None or not model_buffers(net):
-        return
-    with net.distribute_strategy.scope() if hasattr(net, "distribute_strategy") else contextlib.nullcontext():
-        averaged = optimizer.average_buffers(net)
-    if not averaged:
-        print_fn(f"note: on the {keras.backend.backend()} backend the EMA covers the weights only: "
-                 "EMA validation and an EMA best.keras use the raw model's BatchNorm statistics.")
-
-
 def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume, verbose, print_fn, extra,
          mid_epoch=0):
     """keras fit with our callbacks; NaN -> TrainingDiverged; Ctrl-C -> checkpoint, then re-raise.
@@ -418,7 +422,7 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     ] + _tensorboard(logs_dir, print_fn) + list(extra) + ([swap] if swap else [])
     _build_without_training_data(net, bundle.validation)
     if swap is not None:
-        _average_buffers(net, print_fn)
+        cb.average_buffers(net, print_fn)
     try:
         if mid_epoch:
             print_fn(f"resuming epoch {initial_epoch + 1} after its first {mid_epoch} batch(es) "
