@@ -59,6 +59,18 @@ class RunFolder:
     def write_state(self, state):
         write_json_atomic(self.state_json, state)
 
+    def remove_partial_writes(self):
+        """Delete what a killed atomic write left (files.py's hidden `.NAME.tmp*` beside its target):
+        a run resumed after SIGKILL would otherwise keep a half-written `.best.tmp.keras` for ever
+        when its best epoch never improves again. Returns the removed paths."""
+        removed = []
+        for folder in (self.root, self.checkpoints):
+            for path in sorted(folder.glob(".*.tmp*")) if folder.is_dir() else ():
+                if path.is_file():
+                    path.unlink()
+                    removed.append(path)
+        return removed
+
     def checkpoint(self):
         """best.keras if there is one, else last.keras, else None."""
         for name in CHECKPOINT_NAMES:

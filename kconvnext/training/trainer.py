@@ -373,6 +373,7 @@ def _measure_budget(model, config, bundle, steps, started):
 
 
 def _write_run_files(run_dir, config, recipe_path, overrides, bundle):
+    RunFolder(run_dir).remove_partial_writes()  # before anything is written again
     header = f"# resolved recipe: {recipe_path}" + (f"\n# overrides: {overrides}" if overrides else "")
     write_text_atomic(RunFolder(run_dir).recipe_yaml,
                       header + "\n" + yaml.safe_dump(config.to_dict(), sort_keys=False))
