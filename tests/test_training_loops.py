@@ -168,7 +168,7 @@ def test_multiworker_loop_keeps_the_ema_of_weights_and_batchnorm_statistics(tmp_
     does: RecipeAdamW averages the BatchNorm statistics too, raw and EMA are validated, best.keras
     holds whichever won, last.keras the raw weights, and the model ends with the EMA weights and
     statistics. (It used to drop all of it.)"""
-    from kconvnext.training.model_setup import build_model, compile_model
+    from kconvnext.training.model_setup import build_model, compile_model, loss_label_smoothing
     from kconvnext.training.multiworker import fit_multiworker
     from kconvnext.training.optimizer import model_buffers
     from kconvnext.training.recipes import load_recipe
@@ -179,7 +179,8 @@ def test_multiworker_loop_keeps_the_ema_of_weights_and_batchnorm_statistics(tmp_
         "drop_path_rate": 0.0, "ema": True, "ema_momentum": 0.5, "model": {"depths": [1, 1, 1, 1]}})
     bundle = synthetic_bundle(train=32, val=16, size=16)
     keras.utils.set_random_seed(0)
-    net = compile_model(build_model("resnet18", config, 2, "imagenet"), "resnet18", config, 2, 2)
+    net = compile_model(build_model("resnet18", config, 2, "imagenet"), "resnet18", config, 2, 2,
+                        loss_label_smoothing(config, bundle))
     state = {}
     history, _ = fit_multiworker(net, bundle.train, bundle, config, tf.distribute.get_strategy(), tmp_path, state,
                                  0, 2, print_fn=lambda *_: None)
