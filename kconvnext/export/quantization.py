@@ -72,7 +72,7 @@ def in_layers(tensor_name, layer_paths):
 
 def op_details(model_content):
     """[(op name, output tensor name, operand dtypes, result dtypes)] in execution order."""
-    from kconvnext.export.tflite import make_interpreter
+    from kconvnext.export.interpreter import make_interpreter
 
     interpreter = make_interpreter(model_content)
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}

@@ -17,21 +17,10 @@ import tensorflow as tf
 
 from kconvnext.export import quantization, rewrites
 from kconvnext.export.quantization import CALIBRATED
+from kconvnext.export.interpreter import make_interpreter  # noqa: F401  (public here too)
 from kconvnext.export.saved_model import write_archive
 
 SIGNATURE = "serving_default"
-
-
-def make_interpreter(model_content=None, model_path=None, num_threads=None, xnnpack=True, **options):
-    """A LiteRT interpreter; xnnpack=False runs TFLite's own kernels (no default XNNPACK delegate)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    except ImportError:  # pragma: no cover - ai-edge-litert is a dependency; tf.lite as fallback.
-        Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
-    if not xnnpack:
-        options["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    return Interpreter(model_content=model_content, model_path=None if model_content else str(model_path),
-                       num_threads=num_threads, **options)
 
 
 def op_names(model_content):
