@@ -77,3 +77,49 @@ def test_budget_run_trains_the_planned_steps_and_resume_keeps_the_plan(tmp_path)
     # Resuming does not measure again (the machine may be busier now): same plan, nothing left to train.
     again = train("catsdogs", "convnext_atto", data=synthetic_bundle(), output=tmp_path / "run", **args)
     assert again.budget_plan == plan and again.epochs_completed == plan.epochs
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_guard_stops_before_an_epoch_that_would_overrun_the_budget():
+    """The plan is made from a throughput measured before training; when real epochs are slower
+    (data pipeline, XLA recompiles for new shapes) the guard ends the run at the last epoch that
+    fits, instead of overrunning (a 20-minute budget took 24.3 minutes with jit_compile)."""
+    from kconvnext.training.budget import BudgetGuard
+
+    clock = FakeClock()
+    guard = BudgetGuard(budget_seconds=100, spent_seconds=20, reserve_seconds=10, clock=clock)
+    stopped = []
+    for epoch in range(10):
+        guard.on_epoch_begin(epoch)
+        clock.now += 15  # an epoch: 15 s
+        if guard.should_stop():
+            stopped.append(epoch)
+            break
+        clock.now += 50 if epoch == 0 else 0  # time outside the run's epochs (a user's callback) is not counted
+    # 20 spent + 15/epoch + 10 reserve <= 100: 4 epochs end at 80; a fifth would end at 95 + 10 > 100.
+    assert stopped == [3] and guard.elapsed() == 80
+
+
+def test_budget_run_ends_inside_its_budget_when_the_measured_speed_was_too_optimistic(tmp_path, monkeypatch):
+    import kconvnext.training.budget as budget
+
+    measure = budget.measure_costs
+
+    def optimistic(*args, **kwargs):  # free steps, tracing and saves: the plan asks for far more epochs than fit
+        costs = measure(*args, **kwargs)
+        return budget.Costs(costs.images_per_sec * 1000, 0.0, costs.eval_images_per_sec * 1000, 0.0)
+
+    monkeypatch.setattr("kconvnext.training.trainer.measure_costs", optimistic)
+    args = dict(batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5, drop_path_rate=0.0,
+                ema=False, budget_minutes=0.4, overrides=TINY, verbose=0, recipe="catsdogs_convnext_scratch")
+    result = train("catsdogs", "convnext_atto", data=synthetic_bundle(), output=tmp_path / "run", **args)
+    assert 1 <= result.epochs_completed < result.budget_plan.epochs
+    state = json.loads((tmp_path / "run/state.json").read_text())
+    assert state["stopped_by_budget"] == {"epochs": result.epochs_completed, "planned": result.budget_plan.epochs}

@@ -36,6 +36,7 @@ class BudgetPlan:
     full_steps_per_epoch: int
     overhead_seconds: float = 0.0  # once: startup, data, measuring, tracing, the final report
     epoch_overhead_seconds: float = 0.0  # every epoch: validation and checkpoints
+    report_seconds: float = 0.0  # at the end: the final report (part of overhead_seconds), BudgetGuard keeps it free
 
     @property
     def epochs_trained(self):
@@ -53,7 +54,7 @@ class BudgetPlan:
 
 
 def plan_budget(minutes, images_per_sec, batch_size, steps_per_epoch, warmup_epochs, max_warmup_fraction=0.2,
-                overhead_seconds=0.0, epoch_overhead_seconds=0.0):
+                overhead_seconds=0.0, epoch_overhead_seconds=0.0, report_seconds=0.0):
     """Budget + measured costs -> epochs and steps per epoch (pure; the tests pin it down).
 
     The budget is the whole command's wall time: `overhead_seconds` (spent once: before training,
@@ -79,7 +80,49 @@ def plan_budget(minutes, images_per_sec, batch_size, steps_per_epoch, warmup_epo
     warmup = min(float(warmup_epochs) * steps_per_epoch / steps, max_warmup_fraction * epochs)
     warmup = round(warmup, 4)
     return BudgetPlan(float(minutes), float(images_per_sec), int(epochs), int(steps), warmup, int(steps_per_epoch),
-                      round(float(overhead_seconds), 1), round(float(epoch_overhead_seconds), 2))
+                      round(float(overhead_seconds), 1), round(float(epoch_overhead_seconds), 2),
+                      round(float(report_seconds), 1))
+
+
+class BudgetGuard(keras.callbacks.Callback):
+    """Ends a budgeted run after the last epoch that fits, when epochs are slower than planned.
+
+    The plan comes from steps timed on one repeated batch before training; the real epochs also
+    feed the data pipeline from the same cores and, with jit_compile, compile again for new batch
+    shapes (a 20-minute budget took 24.3 minutes). So after each epoch: if one more epoch as long
+    as this one, plus the final report, would pass the budget, training stops here (the schedule's
+    tail is lost, the budget is kept). Time between the run's epochs that is not its own (a
+    user's callback placed after this one) is not counted.
+    """
+
+    def __init__(self, budget_seconds, spent_seconds, reserve_seconds=0.0, clock=time.perf_counter, print_fn=None):
+        super().__init__()
+        self.budget_seconds, self.reserve_seconds = float(budget_seconds), float(reserve_seconds)
+        self.clock, self.print_fn = clock, print_fn
+        self.spent = float(spent_seconds)  # before the first epoch, and in the epochs that ended
+        self.stopped_after = None  # epochs trained when the guard stopped the run
+        self._begin = self._last = None
+
+    def elapsed(self):
+        return self.spent
+
+    def should_stop(self):
+        """Call at an epoch's end: counts the epoch, says whether another one would overrun."""
+        epoch_seconds = self.clock() - self._begin
+        self.spent += epoch_seconds
+        return self.spent + epoch_seconds + self.reserve_seconds > self.budget_seconds
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._begin, self._epoch = self.clock(), epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.should_stop() and self.model is not None and epoch + 1 < self.params.get("epochs", 0):
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+            if self.print_fn:
+                self.print_fn(f"budget: another epoch would pass the {self.budget_seconds / 60:g}-minute budget "
+                              f"(epochs take {self.clock() - self._begin:.0f} s, more than planned): stopping after "
+                              f"epoch {epoch + 1} of {self.params['epochs']}")
 
 
 def measure_costs(build_compiled_model, batch, save, warmup_steps=2, min_steps=2, max_steps=8, max_seconds=20.0):

@@ -25,7 +25,7 @@ from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.run_folder import RunFolder
 from kconvnext.training import callbacks as cb
-from kconvnext.training.budget import apply_plan, measure_costs, plan_budget, plan_from_state
+from kconvnext.training.budget import BudgetGuard, apply_plan, measure_costs, plan_budget, plan_from_state
 from kconvnext.training.config import merge, parse_set
 from kconvnext.training.distribute import is_chief, resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.errors import TrainingDiverged
@@ -330,9 +330,12 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
             history, ips = fit_multiworker(net, train_ds, bundle, config, strategy, run_dir, state,
                                            initial_epoch, steps, print_fn=print_fn, skip=mid_epoch)
         else:
+            # The plan's clock is this command's: a resumed run keeps the plan but not the guard.
+            budget_guard = (BudgetGuard(plan.minutes * 60, time.time() - started, plan.report_seconds,
+                                        print_fn=print_fn) if plan is not None and not resume else None)
             with sigterm_as_interrupt() as on_sigterm:  # a scheduler's stop saves like Ctrl-C
                 history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
-                                    verbose, print_fn, [on_sigterm, *(callbacks or [])], mid_epoch)
+                                    verbose, print_fn, [on_sigterm, *(callbacks or [])], mid_epoch, budget_guard)
         result = TrainResult(
             run_dir=run_dir, model=net, config=config, history=history,
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
@@ -366,10 +369,10 @@ def _measure_budget(model, config, bundle, steps, started):
     # Every epoch: validation (raw and, with EMA, the EMA weights) and last.keras + best.keras.
     per_epoch = monitored * (2 if config.ema else 1) / costs.eval_images_per_sec + 2 * costs.save_seconds
     # Once: what has been spent so far, tracing, and the report (load best.keras, predict validation).
-    once = (time.time() - started + costs.trace_seconds + costs.save_seconds
-            + bundle.validation_count / costs.eval_images_per_sec)
+    report = costs.save_seconds + bundle.validation_count / costs.eval_images_per_sec
+    once = time.time() - started + costs.trace_seconds + report
     return plan_budget(config.budget_minutes, costs.images_per_sec, config.batch_size, steps, config.warmup_epochs,
-                       overhead_seconds=once, epoch_overhead_seconds=per_epoch)
+                       overhead_seconds=once, epoch_overhead_seconds=per_epoch, report_seconds=report)
 
 
 def _write_run_files(run_dir, config, recipe_path, overrides, bundle):
@@ -406,7 +409,7 @@ def _tensorboard(logs_dir, print_fn):
 
 
 def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume, verbose, print_fn, extra,
-         mid_epoch=0):
+         mid_epoch=0, budget_guard=None):
     """keras fit with our callbacks; NaN -> TrainingDiverged; Ctrl-C -> checkpoint, then re-raise.
     mid_epoch: batches of the first epoch already trained (a Ctrl-C checkpoint), read but not trained."""
     guard = cb.NaNGuard()
@@ -418,7 +421,7 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     logs_dir.mkdir(parents=True, exist_ok=True)
     monitored = selection_split(bundle)
     callbacks = ([cb.EMAValidation(monitored)] if swap else []) + [
-        guard, throughput, position, checkpoint,
+        guard, throughput, position, checkpoint, *([budget_guard] if budget_guard else []),
         keras.callbacks.CSVLogger(str(logs_dir / "training.csv"), append=bool(resume)),
     ] + _tensorboard(logs_dir, print_fn) + list(extra) + ([swap] if swap else [])
     _build_without_training_data(net, bundle.validation)
@@ -456,6 +459,8 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
         )
     state.pop("interrupted", None)
     state.pop("interrupted_at", None)
+    if budget_guard is not None and budget_guard.stopped_after:
+        state["stopped_by_budget"] = {"epochs": budget_guard.stopped_after, "planned": config.epochs}
     state["train_images_per_sec"] = throughput.images_per_sec
     RunFolder(run_dir).write_state(state)
     return state.get("history", []), throughput.images_per_sec
