@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 import kconvnext.export as kx  # noqa: E402
 from kconvnext.export import quantization, tflite, validate  # noqa: E402
 from kconvnext.run_folder import resolve_model_file  # noqa: E402
-from kconvnext.models import create_model  # noqa: E402
+from kconvnext import create_model  # noqa: E402
 from common import median_seconds  # noqa: E402
 from train_export_models import run_folder  # noqa: E402
 

@@ -26,7 +26,7 @@ import numpy as np
 from common import print_table, write_json
 from kconvnext.export import quantization, rewrites, tflite
 from kconvnext.export.rewrites import row_bands
-from kconvnext.models import create_model
+from kconvnext import create_model
 
 
 def interleaved_ms(contents, pixels, threads, runs):

@@ -4,8 +4,9 @@ import importlib as _importlib
 from kconvnext import data, layers, training, weights  # noqa: F401
 from kconvnext.training import TrainingDiverged, load_recipe, train
 from kconvnext.imagenet import decode_predictions, imagenet_classes
-from kconvnext.models import builders as _builders
-from kconvnext.models import create_model, get_spec, list_models
+from kconvnext.applications import builders as _builders
+from kconvnext.applications import create_model
+from kconvnext.models import get_spec, list_models
 from kconvnext.weights.presets import preprocessing_for
 
 __version__ = "0.1.0"
@@ -20,7 +21,7 @@ def __getattr__(name):
 
 
 # kconvnext.convnext_t(...), kconvnext.resnet50(...), ...: one function per registered variant (and
-# alias), each with its real signature (kconvnext.models.factory).
+# alias), each with its real signature (kconvnext.applications).
 globals().update(_builders())
 
 __all__ = [

@@ -22,7 +22,8 @@ from kconvnext.commands import main
 from kconvnext.data import augment as data_augment
 from kconvnext.data import pipeline as data_pipeline
 from kconvnext import files, run_folder
-from kconvnext.export import paths, precision, preprocess, quantization, tflite, validate
+from kconvnext import precision
+from kconvnext.export import paths, preprocess, quantization, tflite, validate
 from kconvnext.export import saved_model as sm
 from kconvnext.layers.grouped_conv import GroupedConv2D
 from kconvnext.models import build_convnext, build_resnet

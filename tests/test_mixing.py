@@ -195,7 +195,7 @@ def test_same_seed_same_mix():
 def test_trainer_data_carries_the_smoothing_and_the_loss_does_not_smooth_again(black_white_folder, tmp_path):
     from kconvnext.training.config import config_from_dict
     from kconvnext.training.model_setup import loss_label_smoothing
-    from kconvnext.training.trainer import load_data
+    from kconvnext.training.run_setup import load_data
 
     cfg = config_from_dict({"image_size": 16, "batch_size": 4, "validation_fraction": 0.34,
                             "selection_fraction": 0.0, "label_smoothing": 0.1})

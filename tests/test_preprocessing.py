@@ -162,7 +162,7 @@ def test_a_run_from_a_preset_validates_and_records_the_published_transform(catsd
     from kconvnext.data import load
     from kconvnext.data.loader import select_splits
     from kconvnext.training.config import TrainConfig
-    from kconvnext.training.trainer import _transform_info, preset_eval_transform
+    from kconvnext.training.run_setup import preset_eval_transform, transform_info
 
     config = TrainConfig(pretrained="imagenet", image_size=48)
     transform = preset_eval_transform("convnext_atto", config)
@@ -178,5 +178,5 @@ def test_a_run_from_a_preset_validates_and_records_the_published_transform(catsd
     bilinear = load("catsdogs", data_dir=catsdogs_dir, image_size=48, batch_size=4, limit=4, augment=False,
                     output_dir=str(tmp_path))
     assert np.abs(np.asarray(next(iter(bilinear.validation))[0]) - np.asarray(images)).max() > 1
-    info = _transform_info("convnext_atto", config, bundle)
+    info = transform_info("convnext_atto", config, bundle)
     assert EvalTransform.from_run_info(info) == transform

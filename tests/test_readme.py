@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT
 
 README = ROOT / "README.md"
 DIRECTIVE = re.compile(r"<!--\s*readme-test:\s*([\w-]+)(.*?)-->")
@@ -144,7 +144,7 @@ def _random_weights_cache(root):
     """What the first download leaves: the converted weights of each preset, here random."""
     code = (
         "import sys\n"
-        "from kconvnext.models import create_model\n"
+        "from kconvnext import create_model\n"
         "from kconvnext.weights.presets import get_preset\n"
         "from kconvnext.weights.pretrained import converted_cache_path, reference_kwargs\n"
         "for model, tag in zip(sys.argv[1::2], sys.argv[2::2]):\n"

@@ -73,7 +73,7 @@ def test_bad_run_folders_name_the_file_and_the_fix(tmp_path):
 def test_a_run_start_removes_what_a_killed_atomic_write_left(tmp_path):
     """SIGKILL during save_model_atomic leaves `.best.tmp.keras`; the resumed run removes it (and
     `.state.json.tmp`) before writing, and keeps every real file."""
-    from kconvnext.training.trainer import _write_run_files
+    from kconvnext.training.run_setup import write_run_files
     from kconvnext.training.config import config_from_dict
     from kconvnext.data.config import DataBundle
 
@@ -82,6 +82,6 @@ def test_a_run_start_removes_what_a_killed_atomic_write_left(tmp_path):
     kept = [_touch(folder.last_checkpoint, "model"), _touch(folder.state_json, "{}")]
     bundle = DataBundle(train=None, validation=None, class_names=["a", "b"], train_count=0, validation_count=0,
                         class_counts={})
-    _write_run_files(folder.root, config_from_dict({}), "recipes/x.yaml", None, bundle)
+    write_run_files(folder.root, config_from_dict({}), "recipes/x.yaml", None, bundle)
     assert not any(p.exists() for p in partial)
     assert all(p.is_file() for p in kept) and folder.recipe_yaml.is_file()

@@ -116,7 +116,7 @@ def test_budget_run_ends_inside_its_budget_when_the_measured_speed_was_too_optim
         costs = measure(*args, **kwargs)
         return budget.Costs(costs.images_per_sec * 1000, 0.0, costs.eval_images_per_sec * 1000, 0.0)
 
-    monkeypatch.setattr("kconvnext.training.trainer.measure_costs", optimistic)
+    monkeypatch.setattr("kconvnext.training.run_setup.measure_costs", optimistic)
     args = dict(batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5, drop_path_rate=0.0,
                 ema=False, budget_minutes=0.4, overrides=TINY, verbose=0, recipe="catsdogs_convnext_scratch")
     result = train("catsdogs", "convnext_atto", data=synthetic_bundle(), output=tmp_path / "run", **args)

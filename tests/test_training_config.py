@@ -124,7 +124,7 @@ def test_jit_compile_is_a_recipe_key_that_reaches_keras_compile():
     """XLA pays for some models and not others on a CPU, so a recipe chooses it (null: Keras' auto)."""
     import keras
 
-    from kconvnext.models import create_model
+    from kconvnext import create_model
     from kconvnext.training.model_setup import compile_model
 
     for value, expected in ((True, True), (False, False), (None, False)):  # auto: off for TF on a CPU

@@ -33,7 +33,8 @@ def model_table(family=None, image_size=None, num_classes=1000, small_input=Fals
     import keras
 
     from kconvnext.flops import count_macs, count_params
-    from kconvnext.models import create_model, get_spec, list_models
+    from kconvnext.applications import create_model
+    from kconvnext.models import get_spec, list_models
     from kconvnext.weights.presets import preset_tags
 
     rows = []

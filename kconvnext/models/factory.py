@@ -1,4 +1,5 @@
-"""create_model and the per-variant builders (kconvnext.convnext_t, ...), with real signatures.
+"""The per-variant signatures (kconvnext.convnext_t, ...) and building a registered model with random
+weights; kconvnext/applications.py adds weights on top.
 
 Each builder's signature is generated from its family builder's (build_convnext, build_resnet,
 build_roadmap) with the variant's architecture as defaults, plus keras.applications' argument
@@ -7,7 +8,7 @@ keywords are refused with a did-you-mean (kimm and keras-hub drop them silently)
 """
 import inspect
 
-from kconvnext.models.registry import get_spec, list_models, unknown_name_error
+from kconvnext.models.registry import get_spec, unknown_name_error
 
 # keras.applications' arguments first, in its order; then the rest of the family builder's.
 _FIRST = ("include_top", "weights", "input_tensor", "input_shape", "pooling", "classes", "num_classes",
@@ -60,7 +61,7 @@ def model_signature(name):
     return inspect.Signature(model_parameters(name), return_annotation="keras.Model")
 
 
-def _arguments(name, kwargs):
+def resolve_arguments(name, kwargs):
     """kwargs checked against builder `name`'s parameters, keras.applications' names resolved."""
     valid = [p.name for p in model_parameters(name)]
     for key in kwargs:
@@ -76,69 +77,13 @@ def _arguments(name, kwargs):
     return kwargs
 
 
-def _check_preset(model_name, weights):
-    """An unknown preset tag is an error before the model is built (the message lists the model's tags)."""
-    from kconvnext.weights.presets import get_preset, is_preset_name
-
-    if is_preset_name(weights):
-        get_preset(model_name, str(weights))
-
-
-def create_model(name, /, weights=None, **kwargs):
-    """Build a registered model by name; kwargs override its builder's defaults.
-
-    kwargs: the arguments of kconvnext.<name> (see help(kconvnext.convnext_t)), keras.applications'
-    names included (classes, input_tensor, ...); `name=` names the keras.Model, the registered
-    name picks the architecture. An unknown keyword is a ValueError naming the closest valid one.
-    weights: None (random init), a preset tag such as "imagenet" (downloaded once, hash-checked
-    and cached; see kconvnext.weights.presets and `cli.py models` for each model's tags), or the
-    path of a timm / torchvision / official ConvNeXt checkpoint (`.safetensors` or `.pth`). A head
-    of another size (e.g. num_classes=2) keeps its fresh initialisation.
-    """
+def build_architecture(name, /, **kwargs):
+    """Registered model `name` with random weights; kwargs as its builder's, keras.applications'
+    names included (kconvnext.create_model adds `weights=`: loading belongs to the layer above,
+    so that weights/ can build models without models/ knowing about downloads)."""
+    if kwargs.get("weights") is not None:
+        raise ValueError(f"{name}: build_architecture builds random weights; use kconvnext.create_model"
+                         f"({name!r}, weights=...) to load {kwargs['weights']!r}.")
+    kwargs.pop("weights", None)
     spec = get_spec(name)
-    kwargs = _arguments(name, kwargs)
-    if weights is not None:
-        _check_preset(spec.name, weights)
-    model = spec.builder(**{**spec.arch, "name": name, **kwargs})
-    if weights is not None:
-        # late imports keep the registry import-cycle free
-        from kconvnext.weights import load_weights
-        from kconvnext.weights.presets import is_preset_name
-
-        if is_preset_name(weights):
-            from kconvnext.weights.pretrained import load_pretrained
-
-            build_kwargs = {k: v for k, v in kwargs.items() if k != "input_tensor"}
-            load_pretrained(model, spec.name, str(weights), build_kwargs=build_kwargs)
-        else:
-            load_weights(model, weights)
-    return model
-
-
-def _docstring(name, parameters):
-    spec = get_spec(name)
-    title = name if spec.name == name else f"{name} (= {spec.name})"
-    lines = [f"{title}: a {spec.family} model ({spec.reference}) as a plain functional keras.Model, "
-             "[0, 255] pixels in, logits out.", "",
-             f'Same as kconvnext.create_model("{name}", **kwargs).', "", "Args:"]
-    lines += [f"    {p.name}={p.default!r}: {ARGUMENT_DOCS.get(p.name, '')}".rstrip(": ") for p in parameters]
-    return "\n".join(lines)
-
-
-def make_builder(name):
-    """kconvnext.<name>(...): create_model(name, ...) with `name`'s real signature and docs."""
-
-    def build(**kwargs):
-        return create_model(name, **kwargs)
-
-    parameters = model_parameters(name)
-    build.__name__ = build.__qualname__ = name
-    build.__module__ = "kconvnext"
-    build.__signature__ = model_signature(name)
-    build.__doc__ = _docstring(name, parameters)
-    return build
-
-
-def builders():
-    """{name: builder} for every registered model and alias."""
-    return {name: make_builder(name) for name in list_models(include_aliases=True)}
+    return spec.builder(**{**spec.arch, "name": name, **resolve_arguments(name, kwargs)})

@@ -16,8 +16,9 @@ def load_trained_model(run_or_file):
     """
     import keras
 
-    import kconvnext.training  # noqa: F401  (registers the custom schedule/optimizer)
-    from kconvnext.export.precision import float32_model
+    import kconvnext.training.optimizer  # noqa: F401  (registers the custom schedule/optimizer)
+    import kconvnext.training.schedules  # noqa: F401
+    from kconvnext.precision import float32_model
     from kconvnext.run_folder import resolve_model_file
 
     source = resolve_model_file(run_or_file)
@@ -125,7 +126,7 @@ def predict_files_pretrained(model_name, weights, paths, top=5, image_size=None,
     file and its own 1000-class head: ImageNet class names, preprocessed as the preset was
     published (kconvnext.preprocessing_for), at image_size if given."""
     from kconvnext.imagenet import imagenet_classes
-    from kconvnext.models import create_model
+    from kconvnext.applications import create_model
     from kconvnext.weights.presets import preprocessing_for
 
     _check_files(paths)

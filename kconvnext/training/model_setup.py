@@ -4,7 +4,8 @@ import math
 
 import keras
 
-from kconvnext.models import create_model, get_spec
+from kconvnext.applications import create_model
+from kconvnext.models import get_spec
 from kconvnext.training.optimizer import build_optimizer
 from kconvnext.training.schedules import WarmupCosine
 

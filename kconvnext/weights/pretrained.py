@@ -74,9 +74,9 @@ def _as_converted(reference):
 
 
 def _build_reference(model_name, kwargs):
-    from kconvnext.models import create_model
+    from kconvnext.models import build_architecture
 
-    return create_model(model_name, **kwargs)
+    return build_architecture(model_name, **kwargs)
 
 
 def load_pretrained(model, model_name, tag, build_kwargs=None, verbose=True):
