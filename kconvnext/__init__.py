@@ -2,6 +2,7 @@
 import importlib as _importlib
 
 from kconvnext import data, layers, training, weights  # noqa: F401
+from kconvnext.roadmap import models as _roadmap  # noqa: F401  (registers the roadmap's steps)
 from kconvnext.training import TrainingDiverged, load_recipe, train
 from kconvnext.imagenet import decode_predictions, imagenet_classes
 from kconvnext.applications import builders as _builders

@@ -14,6 +14,15 @@ import tempfile
 from pathlib import Path
 
 
+def cache_dir(*parts):
+    """Where kconvnext keeps what it fetches or computes once (weights, converted weights, data
+    scans): $KCONVNEXT_CACHE_DIR, else $KERAS_HOME/kconvnext (~/.keras/kconvnext), then `parts`.
+    One variable for all of it, so one setting moves (or isolates, in tests) every cache."""
+    root = os.environ.get("KCONVNEXT_CACHE_DIR") or os.path.join(
+        os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"), "kconvnext")
+    return Path(root, *parts)
+
+
 def current_umask():
     """The process umask: Linux shows it in /proc; elsewhere set it and put it back (os has no getter)."""
     with contextlib.suppress(OSError, ValueError):

@@ -1,5 +1,5 @@
-"""The package's layering (docs/ARCHITECTURE.md): no import cycles, lazy (in-function) imports
-included, and no private Keras API. Parsed from the source, nothing is imported."""
+"""The package's layering (docs/ARCHITECTURE.md): imports go down its floors, no import cycles, lazy
+(in-function) imports included, and no private Keras API. Parsed from the source, nothing is imported."""
 import ast
 from pathlib import Path
 
@@ -96,6 +96,32 @@ def test_the_package_has_no_import_cycles_lazy_imports_included():
     found = cycles(graph)
     assert not found, "import cycles (every import statement counts, in functions too):\n" + "\n\n".join(
         _describe(component, graph) for component in found)
+
+
+def _floors():
+    """{room: floor} from docs/ARCHITECTURE.md's ```floors block."""
+    text = (PACKAGE.parent / "docs" / "ARCHITECTURE.md").read_text()
+    block = text.split("```floors\n", 1)[1].split("```", 1)[0]
+    floors = {}
+    for line in block.strip().splitlines():
+        floor, rooms = line.split(None, 1)
+        floors.update({room.strip(): int(floor) for room in rooms.split(",")})
+    return floors
+
+
+def _room(module):
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_imports_go_down_the_floors_documented_in_architecture_md():
+    floors, graph = _floors(), import_graph()
+    unlisted = sorted({_room(m) for m in graph} - set(floors))
+    assert not unlisted, f"rooms missing from docs/ARCHITECTURE.md's floors: {unlisted}"
+    upward = [f"{m} (floor {floors[_room(m)]}) -> {t} (floor {floors[_room(t)]}), line {line}"
+              for m, targets in graph.items() for t, line in targets.items()
+              if _room(m) != _room(t) and floors[_room(m)] <= floors[_room(t)]]
+    assert not upward, "imports sideways or up (docs/ARCHITECTURE.md):\n" + "\n".join(upward)
 
 
 def test_no_private_keras_api():

@@ -129,7 +129,7 @@ def test_offline_main_job_advises_a_budgeted_run_that_parses(tmp_path, catsdogs_
     from kconvnext.training.recipes import load_recipe
     from kconvnext.weights import presets
 
-    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("KCONVNEXT_CACHE_DIR", str(tmp_path))  # weights in tmp_path/weights
     real = presets.get_preset("convnext_t", "imagenet")
     monkeypatch.setitem(presets._TABLE, ("convnext_t", "imagenet"),
                         dataclasses.replace(real, url=f"http://127.0.0.1:9/{real.filename}"))

@@ -126,7 +126,7 @@ def test_resume_after_sigkill_mid_epoch(tmp_path, catsdogs_dir):
     assert final["completed_epochs"] == 4 and len(final["history"]) == 4
     import keras
 
-    import kconvnext.training  # noqa: F401  (registers RecipeAdamW / WarmupCosine for load_model)
+    import kconvnext.training  # noqa: F401  (registers RecipeAdamW for load_model)
 
     model = keras.models.load_model(run / "checkpoints/last.keras")
     steps = json.loads((run / "run.json").read_text())["steps_per_epoch"]

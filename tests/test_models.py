@@ -39,7 +39,7 @@ def test_every_variant_is_registered_and_has_a_direct_function():
         "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
         "resnext101_64x4d",
     }
-    expected |= set(kconvnext.models.roadmap.STEP_NAMES)  # tests/test_roadmap.py
+    expected |= set(kconvnext.roadmap.models.STEP_NAMES)  # tests/test_roadmap.py
     assert set(kconvnext.list_models()) == expected
     for name in expected:
         assert callable(getattr(kconvnext, name))

@@ -73,7 +73,7 @@ class LoopbackServer:
 
 @pytest.fixture
 def server(tmp_path, monkeypatch):
-    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("KCONVNEXT_CACHE_DIR", str(tmp_path))  # weights in tmp_path/weights
     srv = LoopbackServer(tmp_path / "served")
     srv.root.mkdir()
     yield srv
@@ -189,7 +189,7 @@ def test_offline_error_names_url_target_and_alternative(server, preset_cleanup):
 
 
 def test_file_url_mirror_records_first_hash(tmp_path, monkeypatch, preset_cleanup):
-    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("KCONVNEXT_CACHE_DIR", str(tmp_path))  # weights in tmp_path/weights
     mirror = tmp_path / "store" / "convnext_official.pth"
     mirror.parent.mkdir()
     shutil.copy(FIXTURES / "convnext_official.pth", mirror)
@@ -246,7 +246,7 @@ def test_predict_cli_with_a_preset_prints_top5_imagenet_names(tmp_path, monkeypa
     from kconvnext.commands import main
     from kconvnext.preprocessing import EvalTransform
 
-    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("KCONVNEXT_CACHE_DIR", str(tmp_path))  # weights in tmp_path/weights
     published = EvalTransform(224, crop_pct=0.75, interpolation="bicubic")
     register_preset("convnext_atto", "cached-only", "http://127.0.0.1:9/convnext_atto_x.pth", source="convnext_timm",
                     transform=published.to_dict())

@@ -27,7 +27,7 @@ PROBE = dict(image_size=64, limit=24, batch_size=16, epochs=40, warmup_epochs=0,
 
 @pytest.fixture
 def preset(tmp_path, monkeypatch):
-    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("KCONVNEXT_CACHE_DIR", str(tmp_path))  # weights in tmp_path/weights
     mirror = tmp_path / "store" / "convnext_timm.safetensors"
     mirror.parent.mkdir()
     shutil.copy(FIXTURES / "convnext_timm.safetensors", mirror)
@@ -111,7 +111,7 @@ def test_probe_views_cover_every_image_even_fewer_than_a_batch(preset, backbone_
 
 
 def test_main_job_offline_names_both_alternatives(tmp_path, monkeypatch, catsdogs_dir, capsys):
-    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("KCONVNEXT_CACHE_DIR", str(tmp_path))  # weights in tmp_path/weights
     register_preset("convnext_atto", "unreachable", "http://127.0.0.1:9/convnext_atto_d2-01bb0f51.pth",
                     source="convnext_timm")
     try:

@@ -131,9 +131,9 @@ def workspace(tmp_path_factory, shared_data):
         for path in source:
             shutil.copy(path, home / "photos" / split / path.name)
     shutil.copy(source[0], work / "cat.jpg")
-    weights = base / "weights"
-    _random_weights_cache(weights)
-    env = {**os.environ, **NO_NETWORK, "HOME": str(home), "KCONVNEXT_WEIGHTS_DIR": str(weights),
+    weights = base / "cache" / "weights"
+    _random_weights_cache(base / "cache")
+    env = {**os.environ, **NO_NETWORK, "HOME": str(home),
            "KCONVNEXT_DATA_DIR": str(shared_data), "KCONVNEXT_CACHE_DIR": str(base / "cache"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
@@ -154,7 +154,7 @@ def _random_weights_cache(root):
         "    create_model(model, **reference_kwargs(None, preset)).save_weights(str(path))\n"
     )
     args = [a for pair in PRESETS for a in pair]
-    env = {**os.environ, "KCONVNEXT_WEIGHTS_DIR": str(root), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "KCONVNEXT_CACHE_DIR": str(root), "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code, *args], check=True, env=env, timeout=600)
 
 
@@ -256,7 +256,7 @@ def test_readme_blocks_run(workspace):
                 run_cli(command, workspace, options.get("append", ""), int(options.get("expect", 0)))
         elif kind == "output":
             output = run_cli(options["cmd"], workspace, expect=int(options.get("expect", 0)))
-            output = output.replace(str(workspace["weights"]), "~/.keras/models/kconvnext")
+            output = output.replace(str(workspace["weights"]), "~/.keras/kconvnext/weights")
             assert_output_matches(code, output, where)
         elif kind == "serving":
             check_serving(code, workspace)

@@ -10,7 +10,8 @@ import pytest
 import kconvnext
 from kconvnext.training import RecipeAdamW, train
 from kconvnext.training.callbacks import _swap_ema
-from kconvnext.training.optimizer import layer_decay_scales, model_buffers
+from kconvnext.training.buffer_ema import model_buffers
+from kconvnext.training.layer_decay import layer_decay_scales
 
 MOMENTUM = 0.7
 

@@ -1,4 +1,4 @@
-"""The ConvNeXt paper's roadmap (kconvnext.models.roadmap): ends equal resnet50 / convnext_t, every
+"""The ConvNeXt paper's roadmap (kconvnext/roadmap/): ends equal resnet50 / convnext_t, every
 step builds at 224 and 32 px, learns real CIFAR-10 images and reloads from `.keras`, the
 intermediate block with ConvNeXt's settings is ConvNeXt's block, `cli.py roadmap` writes its table.
 
@@ -15,7 +15,7 @@ import pytest
 
 import kconvnext
 from kconvnext.flops import count_params
-from kconvnext.models.roadmap import STEP_NAMES, STEPS, build_roadmap, get_step, roadmap_step
+from kconvnext.roadmap.models import STEP_NAMES, STEPS, build_roadmap, get_step, roadmap_step
 
 TINY_DEPTHS = (1, 1, 1, 1)
 TINY_DIMS = (16, 32, 64, 128)
@@ -179,7 +179,7 @@ def test_roadmap_block_with_convnext_settings_is_the_convnext_block():
 
 
 def test_layer_decay_groups_roadmap_layers_by_depth():
-    from kconvnext.training.optimizer import layer_decay_scales
+    from kconvnext.training.layer_decay import layer_decay_scales
 
     model = tiny(5, num_classes=10, input_shape=(32, 32, 3), small_input=True)
     scales = layer_decay_scales(model, "roadmap_05_move_up_dwconv", 0.5)
@@ -251,7 +251,7 @@ def test_roadmap_command_adds_compare_accuracy_per_step(tmp_path, capsys):
 
 
 def test_roadmap_accuracy_file_errors_name_the_file(tmp_path):
-    from kconvnext.commands.roadmap import read_accuracy
+    from kconvnext.roadmap.command import read_accuracy
 
     with pytest.raises(FileNotFoundError, match=r"--accuracy .*missing\.csv.*cli.py compare"):
         read_accuracy(tmp_path / "missing.csv")

@@ -135,3 +135,10 @@ def test_jit_compile_is_a_recipe_key_that_reaches_keras_compile():
         keras.backend.clear_session()
     with pytest.raises(ValueError, match="jit_compile"):
         config_from_dict({"jit_compile": "yes please"})
+
+
+def test_every_data_set_has_a_default_recipe_and_one_list_names_them():
+    from kconvnext.data.sources import DATASETS
+    from kconvnext.training.recipes import DATASET_RECIPES
+
+    assert set(DATASET_RECIPES) == set(DATASETS)

@@ -170,7 +170,7 @@ def test_multiworker_loop_keeps_the_ema_of_weights_and_batchnorm_statistics(tmp_
     statistics. (It used to drop all of it.)"""
     from kconvnext.training.model_setup import build_model, compile_model, loss_label_smoothing
     from kconvnext.training.multiworker import fit_multiworker
-    from kconvnext.training.optimizer import model_buffers
+    from kconvnext.training.buffer_ema import model_buffers
     from kconvnext.training.recipes import load_recipe
     from training_helpers import synthetic_bundle
 

@@ -95,7 +95,7 @@ def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path
     assert again.returncode == 0, again.stderr[-3000:]
     final = json.loads((run_dir / "state.json").read_text())
     assert final["completed_epochs"] == 2 and "interrupted" not in final
-    import kconvnext.training  # noqa: F401  (registers RecipeAdamW / WarmupCosine for load_model)
+    import kconvnext.training  # noqa: F401  (registers RecipeAdamW for load_model)
 
     model = keras.models.load_model(run_dir / "checkpoints/last.keras")
     steps = json.loads((run_dir / "run.json").read_text())["steps_per_epoch"]

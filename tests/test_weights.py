@@ -396,3 +396,20 @@ def test_a_21k_head_into_the_default_1000_class_model_is_an_error(tmp_path):
     report = load_weights(build("convnext_timm", num_classes=2), path)
     assert not report.head_loaded
     assert load_weights(build("convnext_timm", num_classes=21841), path).head_loaded
+
+
+def test_one_variable_moves_every_cache(monkeypatch, tmp_path):
+    """Weights, converted weights and data scans all live under $KCONVNEXT_CACHE_DIR (there were two
+    variables, KCONVNEXT_WEIGHTS_DIR and KCONVNEXT_CACHE_DIR, with two defaults); the old one warns."""
+    from kconvnext.files import cache_dir
+    from kconvnext.weights.download import weights_dir
+
+    monkeypatch.delenv("KCONVNEXT_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("KCONVNEXT_CACHE_DIR", str(tmp_path))
+    assert weights_dir() == tmp_path / "weights" and cache_dir("scan") == tmp_path / "scan"
+    monkeypatch.delenv("KCONVNEXT_CACHE_DIR")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert weights_dir() == tmp_path / "keras" / "kconvnext" / "weights"
+    monkeypatch.setenv("KCONVNEXT_WEIGHTS_DIR", str(tmp_path / "old"))
+    with pytest.warns(UserWarning, match="KCONVNEXT_CACHE_DIR"):
+        assert weights_dir() == tmp_path / "keras" / "kconvnext" / "weights"

@@ -2,7 +2,8 @@
 
 Each command is a module here exposing `register(subparsers)`, which adds its parser and sets
 `func` to a callable taking the parsed args and returning an exit code. Adding a command is
-adding its module name to COMMANDS.
+adding its module name to COMMANDS (a full module path for a command that lives elsewhere: the
+roadmap's, in kconvnext/roadmap/).
 
 Building the parser imports argparse-level things only: `register()` and everything at the top
 of a command module must not import keras (which imports TensorFlow, seconds), so `--help` and
@@ -14,7 +15,7 @@ import sys
 
 from kconvnext.commands.quiet import load_library, quiet_start
 
-COMMANDS = ["models", "export", "train", "eval", "predict", "compare", "roadmap"]
+COMMANDS = ["models", "export", "train", "eval", "predict", "compare", "kconvnext.roadmap.command"]
 
 EPILOG = """examples:
   python cli.py models
@@ -35,7 +36,7 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
-        importlib.import_module(f"kconvnext.commands.{name}").register(subparsers)
+        importlib.import_module(name if "." in name else f"kconvnext.commands.{name}").register(subparsers)
     return parser
 
 

@@ -62,7 +62,7 @@ def check_names(dataset, models):
     """Fail fast (before TensorFlow starts) on unknown dataset / model names."""
     from kconvnext.models import get_spec
     from kconvnext.models.registry import unknown_name_error
-    from kconvnext.training.run_setup import DATASETS
+    from kconvnext.data.sources import DATASETS
 
     if dataset not in DATASETS:
         raise unknown_name_error("dataset", dataset, DATASETS)

@@ -15,17 +15,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from kconvnext.files import cache_dir
+
 MAGIC = [(b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
          (b"BM", "BMP")]
 _TF_BMP_MODES = {"RGB", "RGBA", "L"}
 _CACHE_VERSION = 1
-
-
-def cache_dir():
-    """$KCONVNEXT_CACHE_DIR, else ~/.keras/kconvnext (or $KERAS_HOME/kconvnext)."""
-    root = os.environ.get("KCONVNEXT_CACHE_DIR") or os.path.join(
-        os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")), "kconvnext")
-    return Path(root)
 
 
 def sniff(head):
@@ -99,7 +94,7 @@ def scan_files(paths, *, workers=None, use_cache=True):
     """Check every file: returns ([usable path or None, aligned with paths], [(path, reason)] skipped)."""
     paths = [os.path.abspath(p) for p in paths]
     root_key = hashlib.sha1(os.path.commonpath(paths or ["/"]).encode()).hexdigest()[:16]
-    cache_file = cache_dir() / "scan" / f"{root_key}.json"
+    cache_file = cache_dir("scan", f"{root_key}.json")
     cache = _load_cache(cache_file) if use_cache else {}
     stamps = {p: _stamp(p) for p in paths}
     todo = [p for p in paths if cache.get(p, [None])[:2] != stamps[p]]
@@ -114,7 +109,7 @@ def scan_files(paths, *, workers=None, use_cache=True):
         status, reason = cache[p][2:]
         if status == "bad":
             skipped.append((p, reason))
-        usable.append(None if status == "bad" else convert_to_png(p, cache_dir() / "converted")
+        usable.append(None if status == "bad" else convert_to_png(p, cache_dir("converted"))
                       if status == "convert" else p)
     return usable, skipped
 

@@ -6,9 +6,10 @@ Modes (TFLite):
   dynamic     int8 weights, float activations (dynamic-range).
   int8_full   full integer: int8 weights and activations, uint8 pixels in (calibrated).
   int8_mixed  int8 everywhere except the LayerNormalization layers, GELU and softmax, which stay
-              float32. LayerNorm for accuracy: the TFLite quantization debugger (`layer_errors`)
-              shows its MEAN (of the variance), RSQRT and affine MULs losing 4-1000x the rounding
-              error of every other op on ConvNeXt. GELU and softmax for speed (they quantize as
+              float32. LayerNorm for accuracy: TFLite's quantization debugger
+              (tf.lite.experimental.QuantizationDebugger) showed its MEAN (of the
+              variance), RSQRT and affine MULs losing 4-1000x the rounding error of
+              every other op on ConvNeXt. GELU and softmax for speed (they quantize as
               well as a convolution does): XNNPACK has no int8 kernel for them, so in int8 each
               GELU splits the XNNPACK graph and runs in TFLite's reference kernel
               (`tflite.delegation` reports it), while in float32 XNNPACK runs them.
@@ -89,34 +90,3 @@ def float_ops(model_content):
     """
     return [(name, tensor) for name, tensor, _, results in op_details(model_content)
             if name not in BOUNDARY_OPS and any(r == np.float32 for r in results)]
-
-
-def layer_errors(converter, calibration):
-    """Per-op-type quantization error from the TFLite quantization debugger.
-
-    converter: a TFLiteConverter set up for int8 (optimizations, representative_dataset);
-    calibration: float32 (N, S, S, 3). Returns {op name: (count, mean, max)} of each op's
-    output RMSE in units of its quantization step, worst first. Uniform rounding alone gives
-    1/sqrt(12) = 0.29; an op well above that loses information to int8.
-    """
-    import collections
-
-    import tensorflow as tf
-
-    def dataset():
-        for x in calibration:
-            yield [np.asarray(x, np.float32)[None]]
-
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
-    debugger.run()
-    interpreter = debugger._quant_interpreter
-    scales = {t["index"]: t["quantization"][0] for t in interpreter.get_tensor_details()}
-    ops = {op["index"]: op["op_name"] for op in interpreter._get_ops_details()}
-    errors = collections.defaultdict(list)
-    for name, stats in debugger.layer_statistics.items():
-        tensor = int(name.rsplit(":", 1)[1])
-        scale = scales.get(tensor) or 0.0
-        if scale > 0:
-            errors[ops[debugger._defining_op[tensor]]].append(float(np.sqrt(stats["mean_squared_error"]) / scale))
-    summary = {op: (len(v), float(np.mean(v)), float(np.max(v))) for op, v in errors.items()}
-    return dict(sorted(summary.items(), key=lambda kv: -kv[1][2]))

@@ -3,7 +3,6 @@ from kconvnext.layers.convnext import ConvNeXtBlock, ConvNeXtDownsample, ConvNeX
 from kconvnext.layers.drop_path import DropPath
 from kconvnext.layers.grouped_conv import GroupedConv2D
 from kconvnext.layers.resnet import BasicBlock, BottleneckBlock
-from kconvnext.layers.roadmap import RoadmapBlock
 
 __all__ = [
     "BasicBlock",

@@ -55,7 +55,7 @@ def _apply(layers, x):
     return x
 
 
-def _build_chain(layers, shape):
+def build_chain(layers, shape):
     """Build layers in sequence from an input shape; returns the output shape.
 
     Blocks define compute_output_shape, so Keras never traces their call symbolically and
@@ -94,7 +94,7 @@ class _ResidualBlock(keras.layers.Layer):
                 kernel_initializer=kaiming_fan_out(), name="downsample_conv",
             )
             self.downsample_bn = batch_norm("downsample_bn")
-            _build_chain([self.downsample_conv, self.downsample_bn], input_shape)
+            build_chain([self.downsample_conv, self.downsample_bn], input_shape)
 
     def _shortcut(self, inputs, training):
         if self.downsample_conv is None:
@@ -132,7 +132,7 @@ class BasicBlock(_ResidualBlock):
 
     def build(self, input_shape):
         self._build_shortcut(input_shape)
-        _build_chain([*self.conv1, self.bn1, *self.conv2, self.bn2], input_shape)
+        build_chain([*self.conv1, self.bn1, *self.conv2, self.bn2], input_shape)
 
     def call(self, inputs, training=None):
         x = self.relu(self.bn1(_apply(self.conv1, inputs), training=training))
@@ -172,7 +172,7 @@ class BottleneckBlock(_ResidualBlock):
 
     def build(self, input_shape):
         self._build_shortcut(input_shape)
-        _build_chain(
+        build_chain(
             [*self.conv1, self.bn1, *self.conv2, self.bn2, *self.conv3, self.bn3],
             input_shape,
         )

@@ -16,7 +16,7 @@ import numpy as np
 
 from kconvnext.files import save_model_atomic
 from kconvnext.run_folder import RunFolder
-from kconvnext.training.optimizer import model_buffers
+from kconvnext.training.buffer_ema import model_buffers
 
 
 def _buffer_optimizer(model):
@@ -80,9 +80,9 @@ class EMAValidation(keras.callbacks.Callback):
             logs["val_" + key] = value
 
 
-class NaNGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers where, so the trainer can say so
-    and the checkpoint callback does not overwrite the last good checkpoint with NaN weights."""
+class NaNGuard(keras.callbacks.TerminateOnNaN):
+    """Keras' TerminateOnNaN that also remembers where (epoch, batch, loss), so the trainer can say
+    so and RunCheckpoint does not overwrite the last good checkpoint with NaN weights."""
 
     def __init__(self):
         super().__init__()
@@ -92,11 +92,12 @@ class NaNGuard(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.tripped = (self._epoch + 1, batch + 1, float(loss))
-            self.model.stop_training = True
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training and self.tripped is None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.tripped = (self._epoch + 1, batch + 1, float(loss))
 
 
 class Throughput(keras.callbacks.Callback):

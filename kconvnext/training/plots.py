@@ -24,10 +24,11 @@ def plot_history(history, path, title=""):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path):
+def save_figure(fig, path):
+    """Laid out, written and closed (pyplot keeps every open figure otherwise)."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -50,7 +51,7 @@ def plot_confusion(matrix, class_names, path, title="confusion matrix (validatio
                 ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
                         color="white" if matrix[i, j] > peak / 2 else "black")
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_compare(curves, path, title="validation accuracy"):
@@ -63,4 +64,4 @@ def plot_compare(curves, path, title="validation accuracy"):
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -16,7 +16,8 @@ import yaml
 
 from kconvnext.training.config import config_from_dict, merge
 
-#: Data sets with a shipped recipe per family (catsdogs, cifar10); "folder" uses catsdogs'.
+#: The recipe name prefix of each data set (kconvnext.data.sources.DATASETS; a test keeps them equal):
+#: catsdogs and cifar10 ship a recipe per family; "folder" uses catsdogs'.
 DATASET_RECIPES = {"catsdogs": "catsdogs", "cifar10": "cifar10", "folder": "catsdogs"}
 
 

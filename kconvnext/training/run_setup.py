@@ -15,7 +15,6 @@ from kconvnext.training.distribute import tensorflow_backend
 from kconvnext.training.model_setup import build_model, compile_model, loss_label_smoothing
 from kconvnext.training.selection import selected_on
 
-DATASETS = ("catsdogs", "cifar10", "folder")
 
 
 def default_run_dir(dataset, model):

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 
 from kconvnext.data.epochs import batches_per_epoch, fast_forward, first_batches
+from kconvnext.data.sources import DATASETS
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.run_folder import RunFolder
@@ -32,7 +33,7 @@ from kconvnext.training.preflight import check_start, estimate_line
 from kconvnext.training.recipes import load_recipe
 from kconvnext.training.reports import finish, write_reports
 from kconvnext.training.resume import check_resume_compatible, epochs_in_checkpoint, load_checkpoint, resume_decision
-from kconvnext.training.run_setup import (DATASETS, default_run_dir, load_data, measure_budget, normalize_overrides,
+from kconvnext.training.run_setup import (default_run_dir, load_data, measure_budget, normalize_overrides,
                                           run_info, write_run_files)
 from kconvnext.training.selection import selected_on
 from kconvnext.training.signals import sigterm_as_interrupt

@@ -1,6 +1,6 @@
 """Fetching a preset's checkpoint into the local cache, verified, or failing with a way forward.
 
-Files go to `KCONVNEXT_WEIGHTS_DIR`, else `$KERAS_HOME/models/kconvnext` (`~/.keras/...`), through
+Files go to the cache's weights/ folder (`$KCONVNEXT_CACHE_DIR/weights`, else `~/.keras/kconvnext/weights`), through
 `keras.utils.get_file` (so any URL scheme it reads works, `file://` included). A download lands in
 `<name>.part` and is renamed only after its hash checks out, so a partial or corrupt file is never
 taken for a good one: it is deleted and reported.
@@ -12,7 +12,10 @@ download is recorded next to it and later uses must match it.
 import hashlib
 import os
 import sys
+import warnings
 from pathlib import Path
+
+from kconvnext.files import cache_dir
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -20,11 +23,11 @@ class WeightsUnavailableError(RuntimeError):
 
 
 def weights_dir():
-    root = os.environ.get("KCONVNEXT_WEIGHTS_DIR")
-    if not root:
-        keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-        root = os.path.join(keras_home, "models", "kconvnext")
-    return Path(root)
+    """Downloaded checkpoints and their conversions: the cache's weights/ (files.cache_dir)."""
+    if os.environ.get("KCONVNEXT_WEIGHTS_DIR"):
+        warnings.warn("KCONVNEXT_WEIGHTS_DIR is no longer read: set KCONVNEXT_CACHE_DIR (weights go to its "
+                      f"weights/ folder, now {cache_dir('weights')}).", stacklevel=2)
+    return cache_dir("weights")
 
 
 def sha256_of(path, chunk=1 << 20):

@@ -52,14 +52,13 @@ from dataclasses import dataclass, field
 import keras
 
 from kconvnext.layers.resnet import BottleneckBlock, kaiming_fan_out
-from kconvnext.layers.roadmap import RoadmapBlock, norm_layer
 from kconvnext.models.common import drop_path_rates, model_input
 from kconvnext.models.convnext import build_convnext
-from kconvnext.models.registry import register
+from kconvnext.models import register
 from kconvnext.models.resnet import STAGE_FILTERS, build_resnet, resnet_head
+from kconvnext.roadmap.layers import RoadmapBlock, norm_layer
 
-# Where the paper's figures come from. REPORT: /work/shared/reference/000_a8aabb8f0f8eb197.txt
-# (the report this project grew from), by line. PAPER: Liu et al. 2022, Fig. 2 and Sec. 2.
+# Where the paper's figures come from. REPORT: the report this project grew from, by line. PAPER: Liu et al. 2022, Fig. 2 and Sec. 2.
 REPORT = "report"
 PAPER = "paper Fig. 2 / Sec. 2"
 
@@ -235,6 +234,7 @@ def roadmap_step(name_or_index, **kwargs):
     return build_roadmap(name_or_index, **kwargs)
 
 
+# Registered as a user's own model would be (kconvnext.models.register): the core does not know the roadmap.
 for _step in STEPS:
     register(_step.name, _step.family, build_roadmap, reference="Liu et al. 2022, Sec. 2 (roadmap)",
              step=_step.index)

@@ -1,6 +1,6 @@
 """`cli.py roadmap`: the ConvNeXt paper's ResNet-50 -> ConvNeXt-T roadmap, step by step.
 
-For each step of kconvnext.models.roadmap: what changed, parameters, GFLOPs as we count them,
+For each step of kconvnext.roadmap.models: what changed, parameters, GFLOPs as we count them,
 the paper's GFLOPs and ImageNet top-1 where it gives them (with their source), and measured CPU
 inference speed; plus a PNG of GFLOPs and speed per step. Given a `cli.py compare` table of roadmap
 steps (`--accuracy compare.csv`), it adds the accuracy each step reached on your data next to the
@@ -59,7 +59,7 @@ def read_accuracy(path):
     import csv
     from pathlib import Path
 
-    from kconvnext.models.roadmap import STEP_NAMES
+    from kconvnext.roadmap.models import STEP_NAMES
 
     path = Path(path)
     if not path.is_file():
@@ -91,7 +91,7 @@ def roadmap_table(image_size=224, num_classes=1000, small_input=False, speed=Tru
     import keras
 
     from kconvnext.flops import count_macs, count_params
-    from kconvnext.models.roadmap import STEPS, build_roadmap, get_step
+    from kconvnext.roadmap.models import STEPS, build_roadmap, get_step
 
     accuracy = accuracy or {}
     if steps:
@@ -162,64 +162,6 @@ def markdown_table(rows):
         for r in rows)
 
 
-def plot_roadmap(rows, path, title):
-    """GFLOPs per step (bars: ours; dots: the paper's) and, when measured, CPU img/s (line, right axis);
-    with accuracies, a second panel of them below."""
-    from kconvnext.training.plots import _save, plt
-
-    steps = list(range(len(rows)))  # positions; the labels carry the step numbers
-    if _has_accuracy(rows):
-        fig, (ax, bottom_ax) = plt.subplots(2, 1, figsize=(11, 8.4), sharex=True)
-        _plot_accuracy(bottom_ax, steps, rows)
-    else:
-        fig, ax = plt.subplots(figsize=(11, 4.8))
-        bottom_ax = ax
-    ax.bar(steps, [r["gflops"] for r in rows], color="#9ecae1", label="GFLOPs (counted)")
-    # The paper's GFLOPs are for 224 px ImageNet stems: only comparable to ours at that setting.
-    paper = [(i, r["paper_gflops"]) for i, r in zip(steps, rows)
-             if r["paper_gflops"] is not None and r["image_size"] == 224 and not r.get("small_input")]
-    if paper:
-        ax.plot(*zip(*paper), "o", color="#08519c", label="GFLOPs (paper)")
-    ax.set_ylabel("GFLOPs (multiply-adds)")
-    bottom_ax.set_xticks(steps, [f"{r['step']} {r['model'].split('_', 2)[2]}" for r in rows], rotation=35,
-                         ha="right")
-    handles, labels = ax.get_legend_handles_labels()
-    if any(r["img_per_s"] is not None for r in rows):
-        speed_ax = ax.twinx()
-        speed_ax.plot(steps, [r["img_per_s"] for r in rows], "s-", color="#d95f02", label="CPU inference img/s")
-        speed_ax.set_ylabel("images / s (CPU, inference)")
-        speed_ax.set_ylim(bottom=0)
-        more = speed_ax.get_legend_handles_labels()
-        handles, labels = handles + more[0], labels + more[1]
-    ax.legend(handles, labels, loc="lower left", fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_title(title)
-    _save(fig, path)
-
-
-def _plot_accuracy(ax, steps, rows):
-    """Measured top-1 per step (left axis) beside the paper's ImageNet top-1 (right axis)."""
-    dataset = next((r["accuracy_dataset"] for r in rows if r.get("accuracy_dataset")), None) or "your data"
-    measured = [_percent(r["accuracy"]) for r in rows]
-    ax.plot(steps, [float("nan") if v is None else v for v in measured], "o-", color="#1b9e77",
-            label=f"top-1 on {dataset} (measured)")
-    for x, value in zip(steps, measured):
-        if value is not None:
-            ax.annotate(f"{value:.1f}", (x, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
-    ax.set_ylabel(f"top-1 on {dataset} (%)")
-    ax.margins(y=0.15)
-    ax.grid(axis="y", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    paper = [(x, r["paper_top1"]) for x, r in zip(steps, rows) if r["paper_top1"] is not None]
-    if paper:
-        paper_ax = ax.twinx()
-        paper_ax.plot(*zip(*paper), "d--", color="#7570b3", alpha=0.7, label="ImageNet top-1 (paper)")
-        paper_ax.set_ylabel("ImageNet top-1, paper (%)")
-        more = paper_ax.get_legend_handles_labels()
-        handles, labels = handles + more[0], labels + more[1]
-    ax.legend(handles, labels, loc="lower right", fontsize=8)
-
-
 def run(args):
     from pathlib import Path
 
@@ -232,6 +174,8 @@ def run(args):
     paths["json"].write_text(json.dumps(rows, indent=2))
     paths["markdown"].write_text(markdown_table(rows))
     size = f"{args.image_size} px" + (", small-input stems" if args.small_input else "")
+    from kconvnext.roadmap.plots import plot_roadmap
+
     plot_roadmap(rows, paths["plot"], title=f"ResNet-50 -> ConvNeXt-T roadmap ({size})")
     print(text_table(rows))
     print("paper: Liu et al. 2022, 'A ConvNet for the 2020s' (ImageNet-1k, 224 px); sources per step in roadmap.json")

@@ -1,7 +1,7 @@
 """The residual block of the ConvNeXt paper's roadmap, between a ResNeXt block and a ConvNeXt block.
 
 Liu et al. 2022 (Sec. 2) turn a ResNet bottleneck into the ConvNeXt block one change at a time.
-Each change is an argument here, so every intermediate block of kconvnext.models.roadmap is this
+Each change is an argument here, so every intermediate block of kconvnext.roadmap.models is this
 one layer with other settings:
 
 - layout: "bottleneck" = 1x1 -> depthwise kxk -> 1x1 (ResNeXt-ify, inverted bottleneck);
@@ -25,7 +25,7 @@ import keras
 
 from kconvnext.layers.convnext import LAYER_NORM_EPSILON, LayerScale, kernel_init
 from kconvnext.layers.drop_path import DropPath
-from kconvnext.layers.resnet import _build_chain, batch_norm, kaiming_fan_out, padding_for
+from kconvnext.layers.resnet import build_chain, batch_norm, kaiming_fan_out, padding_for
 
 LAYOUTS = ("bottleneck", "dwconv_first")
 NORMS = ("batch", "layer")
@@ -117,7 +117,7 @@ class RoadmapBlock(keras.layers.Layer):
                 kernel_initializer=kaiming_fan_out(), name="downsample_conv",
             )
             self.downsample_norm = norm_layer(self.norm_type, "downsample_norm")
-            _build_chain([self.downsample_conv, self.downsample_norm], input_shape)
+            build_chain([self.downsample_conv, self.downsample_norm], input_shape)
         chain = []
         if self.layout == "bottleneck":
             chain += [self.pwconv1] + ([self.pwconv1_norm] if self.pwconv1_norm else [])
@@ -125,7 +125,7 @@ class RoadmapBlock(keras.layers.Layer):
         if self.layout == "dwconv_first":
             chain += [self.pwconv1] + ([self.pwconv1_norm] if self.pwconv1_norm else [])
         chain += [self.pwconv2] + ([self.pwconv2_norm] if self.pwconv2_norm else [])
-        shape = _build_chain(chain, input_shape)
+        shape = build_chain(chain, input_shape)
         if self.layer_scale is not None:
             self.layer_scale.build(shape)
 
