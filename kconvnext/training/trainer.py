@@ -331,11 +331,14 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
                                            initial_epoch, steps, print_fn=print_fn, skip=mid_epoch)
         else:
             # The plan's clock is this command's: a resumed run keeps the plan but not the guard.
-            budget_guard = (BudgetGuard(plan.minutes * 60, time.time() - started, plan.report_seconds,
-                                        print_fn=print_fn) if plan is not None and not resume else None)
+            budget_guard = (_budget_guard(net, config, plan, state, steps, run_dir, started, print_fn)
+                            if plan is not None and not resume else None)
             with sigterm_as_interrupt() as on_sigterm:  # a scheduler's stop saves like Ctrl-C
                 history, ips = _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
                                     verbose, print_fn, [on_sigterm, *(callbacks or [])], mid_epoch, budget_guard)
+        if plan is not None:  # (a budget guard may have ended the schedule earlier than planned)
+            plan = plan_from_state(state) or plan
+            config = apply_plan(config, plan)
         result = TrainResult(
             run_dir=run_dir, model=net, config=config, history=history,
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
@@ -351,6 +354,20 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         return result
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _budget_guard(net, config, plan, state, steps, run_dir, started, print_fn):
+    """A BudgetGuard whose replan ends the lr schedule after `epochs` (the train step is retraced
+    so the new schedule applies) and records the shortened plan, so a resume does not train on."""
+
+    def replan(epochs):
+        net.optimizer.learning_rate = schedule_for(dataclasses.replace(config, epochs=epochs), steps)
+        net.make_train_function(force=True)
+        state["budget_plan"] = {**state["budget_plan"], "epochs": int(epochs)}
+        RunFolder(run_dir).write_state(state)
+
+    return BudgetGuard(plan.minutes * 60, time.time() - started, plan.report_seconds, replan=replan,
+                       print_fn=print_fn)
 
 
 def _measure_budget(model, config, bundle, steps, started):
@@ -460,7 +477,9 @@ def _fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, re
     state.pop("interrupted", None)
     state.pop("interrupted_at", None)
     if budget_guard is not None and budget_guard.stopped_after:
-        state["stopped_by_budget"] = {"epochs": budget_guard.stopped_after, "planned": config.epochs}
+        state["stopped_by_budget"] = {"epochs": budget_guard.stopped_after, "planned": budget_guard.planned,
+                                      "replans": budget_guard.replans}
+        state["budget_plan"] = {**state["budget_plan"], "epochs": budget_guard.stopped_after}
     state["train_images_per_sec"] = throughput.images_per_sec
     RunFolder(run_dir).write_state(state)
     return state.get("history", []), throughput.images_per_sec
