@@ -98,16 +98,17 @@ def test_guard_shortens_the_schedule_when_epochs_are_slower_than_planned():
     clock, replans = FakeClock(), []
     guard = BudgetGuard(budget_seconds=200, spent_seconds=20, reserve_seconds=10, replan=replans.append, clock=clock)
     guard.set_model(types.SimpleNamespace(stop_training=False))
-    guard.set_params({"epochs": 10})  # planned for 15-second epochs; they take 25 (the first, tracing, 40)
-    guard.on_train_begin()
+    guard.set_params({"epochs": 10})  # planned for 15-second epochs; they take 25 (the first and the one
+    guard.on_train_begin()            # after the replan trace: 40 and 30)
     for epoch in range(10):
         guard.on_epoch_begin(epoch)
-        clock.now += 40 if epoch == 0 else 25
+        clock.now += {0: 40, 2: 30}.get(epoch, 25)
         guard.on_epoch_end(epoch)
         if guard.model.stop_training:
             break
         clock.now += 50  # time outside the run's epochs (a user's callback) is not counted
-    # 20 + 40 + 25 k + 10 <= 200 -> 5 more epochs after the first: the schedule ends after epoch 6.
+    # After epoch 2: 20 + 40 + 25 = 85 spent, (200 - 85 - 10) // 25 = 4 more fit: the schedule ends after
+    # epoch 6. The retrace's 30 s (epoch 3) is not taken for the typical epoch (it would replan to 5).
     assert replans == [6] and guard.stopped_after == 6 and epoch == 5
     assert guard.spent + guard.reserve_seconds <= 200
 

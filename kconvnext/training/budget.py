@@ -91,7 +91,8 @@ class BudgetGuard(keras.callbacks.Callback):
     The plan comes from steps timed on one repeated batch before training; real epochs also feed
     the data pipeline from the same cores and share a noisy machine (a 20-minute budget took 24.3
     minutes with jit_compile). After each epoch, the epochs that still fit are estimated from the
-    median epoch so far (the first is left out: it traces); when fewer fit than planned,
+    median epoch so far (the first, and the one after each replan, are left out: they trace, and
+    under XLA compile, for a minute or more); when fewer fit than planned,
     `replan(epochs)` shortens the schedule (at most `max_replans` times, each retraces the train
     step) and training stops at the new end. If even the next epoch would not fit, training stops
     at once. Time between the run's epochs that is not its own (a user's callback placed after
@@ -109,7 +110,7 @@ class BudgetGuard(keras.callbacks.Callback):
         self.planned = None
         self.replans = []  # the targets set by replans
         self.stopped_after = None  # epochs trained when the guard ended the run before the plan's end
-        self._durations, self._begin, self._first = [], None, None
+        self._durations, self._begin, self._first, self._retraced = [], None, None, False
 
     def epochs_that_fit(self, done, epoch_seconds):
         left = self.budget_seconds - self.spent - self.reserve_seconds
@@ -126,19 +127,21 @@ class BudgetGuard(keras.callbacks.Callback):
         seconds = self.clock() - self._begin
         self.spent += seconds
         done = epoch + 1
-        if epoch != self._first:
+        if epoch != self._first and not self._retraced:
             self._durations.append(seconds)
+        self._retraced = False
         if done < self.target:
             if self.epochs_that_fit(done, seconds) <= done:  # not even one more epoch like this one
                 self._end(done, f"another {seconds:.0f}-second epoch would pass the budget")
             elif self._durations and len(self.replans) < self.max_replans:
-                typical = sorted(self._durations)[len(self._durations) // 2]
+                typical = sorted(self._durations)[(len(self._durations) - 1) // 2]  # (the lower median)
                 fits = self.epochs_that_fit(done, typical)
                 if fits < self.target:
                     self.target = fits
                     self.replans.append(fits)
                     if self.replan is not None:
                         self.replan(fits)
+                        self._retraced = True
                     self._say(f"epochs take ~{typical:.0f} s, more than planned: the schedule now ends after "
                               f"epoch {fits} of the {self.planned} planned")
         if self.target < self.planned and done >= self.target:
