@@ -127,3 +127,15 @@ def test_bad_arguments_give_clear_errors():
         kconvnext.resnet18(include_top=False, pooling="mean")
     with pytest.raises(ValueError, match="rate"):
         kconvnext.layers.DropPath(1.5)
+
+
+def test_resnet_widths_scale_every_stage_and_the_stem():
+    """A narrower ResNet-18 for CPU budgets: widths (32, 64, 128, 256) give the stem 32 channels and
+    each stage half ResNet-18's, about a quarter of its parameters; the default is ResNet-18 itself."""
+    narrow = kconvnext.create_model("resnet18", widths=(32, 64, 128, 256), input_shape=(64, 64, 3), num_classes=2)
+    full = kconvnext.create_model("resnet18", input_shape=(64, 64, 3), num_classes=2)
+    assert narrow.get_layer("conv1").output.shape[-1] == 32 and full.get_layer("conv1").output.shape[-1] == 64
+    assert narrow.get_layer("layer4_1").output.shape[-1] == 256
+    assert 0.24 < narrow.count_params() / full.count_params() < 0.26
+    with pytest.raises(ValueError, match="one width per stage"):
+        kconvnext.create_model("resnet18", widths=(32, 64, 128), input_shape=(64, 64, 3))

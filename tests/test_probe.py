@@ -121,12 +121,12 @@ def test_main_job_offline_names_both_alternatives(tmp_path, monkeypatch, catsdog
         message = str(info.value)
         assert "http://127.0.0.1:9/convnext_atto_d2-01bb0f51.pth" in message
         assert "--set pretrained=/path/to/convnext_atto_d2-01bb0f51.pth" in message
-        assert "python cli.py train catsdogs convnext_atto --recipe catsdogs_small --budget-minutes 10" in message
+        assert "python cli.py train catsdogs resnet18 --recipe catsdogs_scratch --budget-minutes 45" in message
         assert not (tmp_path / "run").exists()  # failed before reading data or writing anything
 
         code = main(["train", "catsdogs", "convnext_atto", "--data-dir", str(catsdogs_dir),
                      "--output", str(tmp_path / "run"), "--set", "pretrained=unreachable"])
-        assert code == 2 and "--recipe catsdogs_small --budget-minutes 10" in capsys.readouterr().err
+        assert code == 2 and "--recipe catsdogs_scratch --budget-minutes 45" in capsys.readouterr().err
     finally:
         unregister_preset("convnext_atto", "unreachable")
 

@@ -87,39 +87,66 @@ class FakeClock:
         return self.now
 
 
-def test_guard_stops_before_an_epoch_that_would_overrun_the_budget():
-    """The plan is made from a throughput measured before training; when real epochs are slower
-    (data pipeline, XLA recompiles for new shapes) the guard ends the run at the last epoch that
-    fits, instead of overrunning (a 20-minute budget took 24.3 minutes with jit_compile)."""
+def test_guard_shortens_the_schedule_when_epochs_are_slower_than_planned():
+    """The plan comes from a throughput measured before training; when real epochs are slower (data
+    pipeline, a noisy machine: a 20-minute budget took 24.3 minutes) the guard ends the schedule at
+    the epochs that fit, so the run keeps its budget and its cosine still reaches min_lr."""
+    import types
+
     from kconvnext.training.budget import BudgetGuard
 
-    clock = FakeClock()
-    guard = BudgetGuard(budget_seconds=100, spent_seconds=20, reserve_seconds=10, clock=clock)
-    stopped = []
+    clock, replans = FakeClock(), []
+    guard = BudgetGuard(budget_seconds=200, spent_seconds=20, reserve_seconds=10, replan=replans.append, clock=clock)
+    guard.set_model(types.SimpleNamespace(stop_training=False))
+    guard.set_params({"epochs": 10})  # planned for 15-second epochs; they take 25 (the first and the one
+    guard.on_train_begin()            # after the replan trace: 40 and 30)
     for epoch in range(10):
         guard.on_epoch_begin(epoch)
-        clock.now += 15  # an epoch: 15 s
-        if guard.should_stop():
-            stopped.append(epoch)
+        clock.now += {0: 40, 2: 30}.get(epoch, 25)
+        guard.on_epoch_end(epoch)
+        if guard.model.stop_training:
             break
-        clock.now += 50 if epoch == 0 else 0  # time outside the run's epochs (a user's callback) is not counted
-    # 20 spent + 15/epoch + 10 reserve <= 100: 4 epochs end at 80; a fifth would end at 95 + 10 > 100.
-    assert stopped == [3] and guard.elapsed() == 80
+        clock.now += 50  # time outside the run's epochs (a user's callback) is not counted
+    # After epoch 2: 20 + 40 + 25 = 85 spent, (200 - 85 - 10) // 25 = 4 more fit: the schedule ends after
+    # epoch 6. The retrace's 30 s (epoch 3) is not taken for the typical epoch (it would replan to 5).
+    assert replans == [6] and guard.stopped_after == 6 and epoch == 5
+    assert guard.spent + guard.reserve_seconds <= 200
 
 
-def test_budget_run_ends_inside_its_budget_when_the_measured_speed_was_too_optimistic(tmp_path, monkeypatch):
-    import kconvnext.training.budget as budget
+def test_guard_stops_at_once_when_not_even_one_more_epoch_fits():
+    import types
 
-    measure = budget.measure_costs
+    from kconvnext.training.budget import BudgetGuard
 
-    def optimistic(*args, **kwargs):  # free steps, tracing and saves: the plan asks for far more epochs than fit
-        costs = measure(*args, **kwargs)
-        return budget.Costs(costs.images_per_sec * 1000, 0.0, costs.eval_images_per_sec * 1000, 0.0)
+    clock, replans = FakeClock(), []
+    guard = BudgetGuard(budget_seconds=100, spent_seconds=20, replan=replans.append, clock=clock)
+    guard.set_model(types.SimpleNamespace(stop_training=False))
+    guard.set_params({"epochs": 10})
+    guard.on_train_begin()
+    guard.on_epoch_begin(0)
+    clock.now += 50  # 20 + 50 spent; another 50 would end at 120
+    guard.on_epoch_end(0)
+    assert guard.model.stop_training and guard.stopped_after == 1 and replans == []
 
-    monkeypatch.setattr("kconvnext.training.run_setup.measure_costs", optimistic)
+
+def test_a_replanned_run_ends_its_schedule_and_its_plan_where_the_budget_ends(tmp_path, monkeypatch):
+    """The trainer's side of the guard: the plan says 8 epochs, the guard finds that 3 fit; the
+    schedule is rebuilt to end after epoch 3 (lr at min_lr there), the run stops there, and the
+    plan a resume reads says 3 (nothing left to train)."""
+    import kconvnext.training.trainer as trainer
+    from kconvnext.training.budget import BudgetGuard, BudgetPlan
+
+    plan = BudgetPlan(minutes=30.0, images_per_sec=1000.0, epochs=8, steps_per_epoch=4, warmup_epochs=0.5,
+                      full_steps_per_epoch=4)
+    monkeypatch.setattr(trainer, "measure_budget", lambda *args: plan)
+    monkeypatch.setattr(BudgetGuard, "epochs_that_fit", lambda self, done, seconds: 3)
     args = dict(batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5, drop_path_rate=0.0,
-                ema=False, budget_minutes=0.4, overrides=TINY, verbose=0, recipe="catsdogs_convnext_scratch")
+                ema=False, budget_minutes=30, overrides=TINY, verbose=0, recipe="catsdogs_convnext_scratch")
     result = train("catsdogs", "convnext_atto", data=synthetic_bundle(), output=tmp_path / "run", **args)
-    assert 1 <= result.epochs_completed < result.budget_plan.epochs
     state = json.loads((tmp_path / "run/state.json").read_text())
-    assert state["stopped_by_budget"] == {"epochs": result.epochs_completed, "planned": result.budget_plan.epochs}
+    assert state["stopped_by_budget"] == {"epochs": 3, "planned": 8, "replans": [3]}
+    assert result.epochs_completed == 3 == state["budget_plan"]["epochs"] == result.budget_plan.epochs
+    assert int(result.model.optimizer.iterations) == 3 * 4
+    assert float(result.model.optimizer.learning_rate) == pytest.approx(result.config.min_lr, rel=1e-3)
+    again = train("catsdogs", "convnext_atto", data=synthetic_bundle(), output=tmp_path / "run", **args)
+    assert again.epochs_completed == 3 and int(again.model.optimizer.iterations) == 12

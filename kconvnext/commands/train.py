@@ -4,7 +4,7 @@ from kconvnext.commands.common import add_command, positive_float, positive_int
 
 EXAMPLES = """examples:
   python cli.py train catsdogs convnext_t                 # recipes/catsdogs_convnext.yaml, runs/catsdogs-convnext_t/
-  python cli.py train catsdogs convnext_atto --recipe catsdogs_small --budget-minutes 10   # from scratch, a CPU
+  python cli.py train catsdogs resnet18 --recipe catsdogs_scratch --budget-minutes 45   # from scratch, a CPU
   python cli.py train cifar10 resnet18 --epochs 5 --batch-size 64
   python cli.py train catsdogs convnext_t --set image_size=64 --set augment.mixup_alpha=0
   python cli.py train folder convnext_atto --data-dir ~/photos --output runs/photos

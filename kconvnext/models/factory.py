@@ -39,6 +39,7 @@ ARGUMENT_DOCS = {
     "grouped_conv_implementation": 'grouped convs: None (automatic), "native" or "split" (per-group convs).',
     "depths": "blocks per stage.",
     "dims": "channels per stage.",
+    "widths": "ResNet stage widths (torchvision's planes; the stem has the first).",
     "block": '"basic" or "bottleneck" residual blocks.',
     "groups": "groups of the 3x3 conv (ResNeXt cardinality).",
     "base_width": "width per group (ResNeXt).",

@@ -21,7 +21,7 @@ VARIANTS = {
 }
 
 
-def build_resnet(block, depths, *, groups=1, base_width=64, num_classes=1000,
+def build_resnet(block, depths, *, widths=STAGE_FILTERS, groups=1, base_width=64, num_classes=1000,
                  input_shape=None, input_tensor=None, include_top=True, pooling=None, drop_path_rate=0.0,
                  small_input=False, normalization="imagenet", head_dropout=0.0,
                  zero_init_last=True, grouped_conv_implementation=None, classifier_activation=None,
@@ -31,6 +31,9 @@ def build_resnet(block, depths, *, groups=1, base_width=64, num_classes=1000,
     small_input=True is the CIFAR stem: one 3x3 stride-1 conv and no max-pool, so 32x32 images
     reach the first stage at full resolution. pooling applies when include_top=False, as in
     keras.applications: None (the default) gives the last feature map, "avg"/"max" pooled features.
+    widths: the stages' widths as torchvision's `planes` (a basic block's channels, a bottleneck's
+    inner width before groups/base_width; the stem has widths[0]); (32, 64, 128, 256) is a
+    quarter of ResNet-18's convolution cost, for CPU budgets (recipes/catsdogs_scratch.yaml).
     Initialisation as torchvision: kaiming_normal fan_out convs (layers/resnet.py), BatchNorm 1/0
     (zero_init_last, timm's default, zeroes each block's last BN scale), and torch's nn.Linear
     default for the classifier kernel, U(+-1/sqrt(fan_in)) (the bias starts at zero).
@@ -40,14 +43,16 @@ def build_resnet(block, depths, *, groups=1, base_width=64, num_classes=1000,
     if block == "basic" and (groups != 1 or base_width != 64):
         raise ValueError("BasicBlock supports only groups=1 and base_width=64 (as torchvision).")
     inputs, x = model_input(input_shape, normalization, input_tensor)
-    for layer in conv(64, 3 if small_input else 7, 1 if small_input else 2, name="conv1"):
+    if len(widths) != len(depths):
+        raise ValueError(f"widths {tuple(widths)} and depths {tuple(depths)}: one width per stage.")
+    for layer in conv(int(widths[0]), 3 if small_input else 7, 1 if small_input else 2, name="conv1"):
         x = layer(x)
     x = keras.layers.ReLU(name="relu")(batch_norm("bn1")(x))
     if not small_input:
         # Zero padding is exact here: the max-pool follows a ReLU, so inputs are >= 0.
         x = keras.layers.ZeroPadding2D(1, name="maxpool_pad")(x)
         x = keras.layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
-    for i, (depth, filters, rates) in enumerate(zip(depths, STAGE_FILTERS, drop_path_rates(depths, drop_path_rate))):
+    for i, (depth, filters, rates) in enumerate(zip(depths, widths, drop_path_rates(depths, drop_path_rate))):
         for j in range(depth):
             common = dict(
                 strides=2 if (i > 0 and j == 0) else 1, drop_path_rate=rates[j],

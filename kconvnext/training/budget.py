@@ -85,44 +85,77 @@ def plan_budget(minutes, images_per_sec, batch_size, steps_per_epoch, warmup_epo
 
 
 class BudgetGuard(keras.callbacks.Callback):
-    """Ends a budgeted run after the last epoch that fits, when epochs are slower than planned.
+    """Keeps a budgeted run inside its budget when epochs are slower than planned, by ending the
+    schedule earlier (so the cosine still ends at its min_lr) instead of overrunning.
 
-    The plan comes from steps timed on one repeated batch before training; the real epochs also
-    feed the data pipeline from the same cores and, with jit_compile, compile again for new batch
-    shapes (a 20-minute budget took 24.3 minutes). So after each epoch: if one more epoch as long
-    as this one, plus the final report, would pass the budget, training stops here (the schedule's
-    tail is lost, the budget is kept). Time between the run's epochs that is not its own (a
-    user's callback placed after this one) is not counted.
+    The plan comes from steps timed on one repeated batch before training; real epochs also feed
+    the data pipeline from the same cores and share a noisy machine (a 20-minute budget took 24.3
+    minutes with jit_compile). After each epoch, the epochs that still fit are estimated from the
+    median epoch so far (the first, and the one after each replan, are left out: they trace, and
+    under XLA compile, for a minute or more); when fewer fit than planned,
+    `replan(epochs)` shortens the schedule (at most `max_replans` times, each retraces the train
+    step) and training stops at the new end. If even the next epoch would not fit, training stops
+    at once. Time between the run's epochs that is not its own (a user's callback placed after
+    this one) is not counted.
     """
 
-    def __init__(self, budget_seconds, spent_seconds, reserve_seconds=0.0, clock=time.perf_counter, print_fn=None):
+    def __init__(self, budget_seconds, spent_seconds, reserve_seconds=0.0, replan=None, max_replans=3,
+                 clock=time.perf_counter, print_fn=None):
         super().__init__()
         self.budget_seconds, self.reserve_seconds = float(budget_seconds), float(reserve_seconds)
+        self.replan, self.max_replans = replan, int(max_replans)
         self.clock, self.print_fn = clock, print_fn
         self.spent = float(spent_seconds)  # before the first epoch, and in the epochs that ended
-        self.stopped_after = None  # epochs trained when the guard stopped the run
-        self._begin = self._last = None
+        self.target = None  # the epoch the run now ends after (the plan's, until a replan)
+        self.planned = None
+        self.replans = []  # the targets set by replans
+        self.stopped_after = None  # epochs trained when the guard ended the run before the plan's end
+        self._durations, self._begin, self._first, self._retraced = [], None, None, False
 
-    def elapsed(self):
-        return self.spent
+    def epochs_that_fit(self, done, epoch_seconds):
+        left = self.budget_seconds - self.spent - self.reserve_seconds
+        return done + max(0, int(left // max(epoch_seconds, 1e-9)))
 
-    def should_stop(self):
-        """Call at an epoch's end: counts the epoch, says whether another one would overrun."""
-        epoch_seconds = self.clock() - self._begin
-        self.spent += epoch_seconds
-        return self.spent + epoch_seconds + self.reserve_seconds > self.budget_seconds
+    def on_train_begin(self, logs=None):
+        self.target = self.planned = int(self.params["epochs"])
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._begin, self._epoch = self.clock(), epoch
+        self._begin = self.clock()
+        self._first = epoch if self._first is None else self._first
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.should_stop() and self.model is not None and epoch + 1 < self.params.get("epochs", 0):
-            self.model.stop_training = True
-            self.stopped_after = epoch + 1
-            if self.print_fn:
-                self.print_fn(f"budget: another epoch would pass the {self.budget_seconds / 60:g}-minute budget "
-                              f"(epochs take {self.clock() - self._begin:.0f} s, more than planned): stopping after "
-                              f"epoch {epoch + 1} of {self.params['epochs']}")
+        seconds = self.clock() - self._begin
+        self.spent += seconds
+        done = epoch + 1
+        if epoch != self._first and not self._retraced:
+            self._durations.append(seconds)
+        self._retraced = False
+        if done < self.target:
+            if self.epochs_that_fit(done, seconds) <= done:  # not even one more epoch like this one
+                self._end(done, f"another {seconds:.0f}-second epoch would pass the budget")
+            elif self._durations and len(self.replans) < self.max_replans:
+                typical = sorted(self._durations)[(len(self._durations) - 1) // 2]  # (the lower median)
+                fits = self.epochs_that_fit(done, typical)
+                if fits < self.target:
+                    self.target = fits
+                    self.replans.append(fits)
+                    if self.replan is not None:
+                        self.replan(fits)
+                        self._retraced = True
+                    self._say(f"epochs take ~{typical:.0f} s, more than planned: the schedule now ends after "
+                              f"epoch {fits} of the {self.planned} planned")
+        if self.target < self.planned and done >= self.target:
+            self._end(done)
+
+    def _end(self, done, why=None):
+        self.model.stop_training = True
+        self.stopped_after = done
+        if why:
+            self._say(f"{why}: stopping after epoch {done} of {self.target}")
+
+    def _say(self, text):
+        if self.print_fn:
+            self.print_fn(f"\nbudget: {text} ({self.budget_seconds / 60:g}-minute budget)")
 
 
 def measure_costs(build_compiled_model, batch, save, warmup_steps=2, min_steps=2, max_steps=8, max_seconds=20.0):

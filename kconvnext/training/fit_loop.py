@@ -1,12 +1,17 @@
 """keras' fit with the run's callbacks (checkpoints, NaN guard, budget guard, EMA, logs), and what
 happens when it stops: a diverged loss, Ctrl-C or SIGTERM (a checkpoint to resume from)."""
+import dataclasses
+import time
+
 import keras
 
 from kconvnext.data.epochs import skipping_first_batches
 from kconvnext.files import save_model_atomic
 from kconvnext.run_folder import RunFolder
 from kconvnext.training import callbacks as cb
+from kconvnext.training.budget import BudgetGuard
 from kconvnext.training.errors import TrainingDiverged
+from kconvnext.training.model_setup import schedule_for
 from kconvnext.training.resume import Position
 from kconvnext.training.selection import selection_split
 from kconvnext.training.signals import Terminated
@@ -87,7 +92,23 @@ def fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, res
     state.pop("interrupted", None)
     state.pop("interrupted_at", None)
     if budget_guard is not None and budget_guard.stopped_after:
-        state["stopped_by_budget"] = {"epochs": budget_guard.stopped_after, "planned": config.epochs}
+        state["stopped_by_budget"] = {"epochs": budget_guard.stopped_after, "planned": budget_guard.planned,
+                                      "replans": budget_guard.replans}
+        state["budget_plan"] = {**state["budget_plan"], "epochs": budget_guard.stopped_after}
     state["train_images_per_sec"] = throughput.images_per_sec
     RunFolder(run_dir).write_state(state)
     return state.get("history", []), throughput.images_per_sec
+
+
+def make_budget_guard(net, config, plan, state, steps, run_dir, started, print_fn):
+    """A BudgetGuard whose replan ends the lr schedule after `epochs` (the train step is retraced
+    so the new schedule applies) and records the shortened plan, so a resume does not train on."""
+
+    def replan(epochs):
+        net.optimizer.learning_rate = schedule_for(dataclasses.replace(config, epochs=epochs), steps)
+        net.make_train_function(force=True)
+        state["budget_plan"] = {**state["budget_plan"], "epochs": int(epochs)}
+        RunFolder(run_dir).write_state(state)
+
+    return BudgetGuard(plan.minutes * 60, time.time() - started, plan.report_seconds, replan=replan,
+                       print_fn=print_fn)

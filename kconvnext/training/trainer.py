@@ -22,11 +22,11 @@ from kconvnext.data.sources import DATASETS
 from kconvnext.models import get_spec
 from kconvnext.models.registry import unknown_name_error
 from kconvnext.run_folder import RunFolder
-from kconvnext.training.budget import BudgetGuard, apply_plan, plan_from_state
+from kconvnext.training.budget import apply_plan, plan_from_state
 from kconvnext.training.config import merge
 from kconvnext.training.distribute import is_chief, resolve_precision, select_strategy, tensorflow_backend
 from kconvnext.training.errors import TrainingDiverged
-from kconvnext.training.fit_loop import fit
+from kconvnext.training.fit_loop import fit, make_budget_guard
 from kconvnext.training.model_setup import (build_model, compile_model, loss_label_smoothing, match_loss_smoothing,
                                              schedule_for)
 from kconvnext.training.preflight import check_start, estimate_line
@@ -169,11 +169,14 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
                                            initial_epoch, steps, print_fn=print_fn, skip=mid_epoch)
         else:
             # The plan's clock is this command's: a resumed run keeps the plan but not the guard.
-            budget_guard = (BudgetGuard(plan.minutes * 60, time.time() - started, plan.report_seconds,
-                                        print_fn=print_fn) if plan is not None and not resume else None)
+            budget_guard = (make_budget_guard(net, config, plan, state, steps, run_dir, started, print_fn)
+                            if plan is not None and not resume else None)
             with sigterm_as_interrupt() as on_sigterm:  # a scheduler's stop saves like Ctrl-C
                 history, ips = fit(net, train_ds, bundle, config, run_dir, state, initial_epoch, steps, resume,
                                     verbose, print_fn, [on_sigterm, *(callbacks or [])], mid_epoch, budget_guard)
+        if plan is not None:  # (a budget guard may have ended the schedule earlier than planned)
+            plan = plan_from_state(state) or plan
+            config = apply_plan(config, plan)
         result = TrainResult(
             run_dir=run_dir, model=net, config=config, history=history,
             epochs_completed=int(state.get("completed_epochs", initial_epoch)),
