@@ -232,3 +232,18 @@ def test_eval_of_a_run_reads_its_data_set_from_run_json(tiny_run, catsdogs_dir, 
                                           (["models", "--verbose"], True)])
 def test_verbose_before_or_after_the_command(argv, verbose):
     assert build_parser().parse_args(argv).verbose is verbose
+
+
+def test_epochs_on_the_command_line_win_over_a_recipes_budget(tmp_path, capsys):
+    """recipes/catsdogs_scratch.yaml sizes its run by budget_minutes; `--epochs 1` must mean one
+    epoch (the README's quick runs), not 45 minutes; --epochs with --budget-minutes is refused."""
+    from kconvnext.commands.train import overrides_from_args
+    from kconvnext.training import load_recipe
+
+    args = build_parser().parse_args(["train", "catsdogs", "resnet18", "--recipe", "catsdogs_scratch", "--epochs", "1"])
+    config, _ = load_recipe(args.recipe, family="resnet", overrides=overrides_from_args(args))
+    assert config.epochs == 1 and config.budget_minutes is None
+    assert load_recipe("catsdogs_scratch", family="resnet")[0].budget_minutes == 45
+    assert main(["train", "catsdogs", "resnet18", "--epochs", "2", "--budget-minutes", "5",
+                 "--output", str(tmp_path / "run")]) == 2
+    assert "--epochs and --budget-minutes" in capsys.readouterr().err and not (tmp_path / "run").exists()

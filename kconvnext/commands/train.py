@@ -46,11 +46,17 @@ def register(subparsers):
 
 
 def overrides_from_args(args):
+    """--set items and the flags as recipe overrides. The flag given wins over the recipe's way of
+    sizing the run: --epochs N trains N epochs even with a recipe that sets budget_minutes
+    (recipes/catsdogs_scratch.yaml), --budget-minutes sets a budget; both at once is an error."""
     from kconvnext.training.config import merge, parse_set
 
+    budget = getattr(args, "budget_minutes", None)
+    if args.epochs is not None and budget is not None:
+        raise ValueError("--epochs and --budget-minutes both size the run: give one of them.")
     out = parse_set(args.sets)
     if args.epochs is not None:
-        out = merge(out, {"epochs": args.epochs})
+        out = merge(out, {"epochs": args.epochs, "budget_minutes": None})
     if args.batch_size is not None:
         out = merge(out, {"batch_size": args.batch_size})
     if getattr(args, "budget_minutes", None) is not None:
