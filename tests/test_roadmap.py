@@ -163,7 +163,8 @@ def test_roadmap_steps_export_like_every_model(step, int8, catsdogs_dir, tmp_pat
 
 def test_roadmap_block_with_convnext_settings_is_the_convnext_block():
     """Step 10's block without a shape change is ConvNeXt's block: same weights, same output."""
-    from kconvnext.layers import ConvNeXtBlock, RoadmapBlock
+    from kconvnext.layers import ConvNeXtBlock
+    from kconvnext.roadmap.layers import RoadmapBlock
 
     x = np.random.default_rng(1).normal(size=(2, 9, 9, 32)).astype("float32")
     ours = RoadmapBlock(32, 128, kernel_size=7, layout="dwconv_first", activation="gelu", fewer_activations=True,

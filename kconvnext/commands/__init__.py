@@ -2,7 +2,7 @@
 
 Each command is a module here exposing `register(subparsers)`, which adds its parser and sets
 `func` to a callable taking the parsed args and returning an exit code. Adding a command is
-adding its module name to COMMANDS (a full module path for a command that lives elsewhere: the
+adding its name to COMMANDS (and to COMMAND_MODULES when its module lives elsewhere: the
 roadmap's, in kconvnext/roadmap/).
 
 Building the parser imports argparse-level things only: `register()` and everything at the top
@@ -15,7 +15,9 @@ import sys
 
 from kconvnext.commands.quiet import load_library, quiet_start
 
-COMMANDS = ["models", "export", "train", "eval", "predict", "compare", "kconvnext.roadmap.command"]
+COMMANDS = ["models", "export", "train", "eval", "predict", "compare", "roadmap"]
+# Commands whose module lives outside this folder (research beside the product, kconvnext/roadmap/).
+COMMAND_MODULES = {"roadmap": "kconvnext.roadmap.command"}
 
 EPILOG = """examples:
   python cli.py models
@@ -36,7 +38,7 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
-        importlib.import_module(name if "." in name else f"kconvnext.commands.{name}").register(subparsers)
+        importlib.import_module(COMMAND_MODULES.get(name, f"kconvnext.commands.{name}")).register(subparsers)
     return parser
 
 

@@ -43,7 +43,7 @@ def build_resnet(block, depths, *, widths=STAGE_FILTERS, groups=1, base_width=64
     if block == "basic" and (groups != 1 or base_width != 64):
         raise ValueError("BasicBlock supports only groups=1 and base_width=64 (as torchvision).")
     inputs, x = model_input(input_shape, normalization, input_tensor)
-    if len(widths) != len(depths):
+    if len(widths) < len(depths):
         raise ValueError(f"widths {tuple(widths)} and depths {tuple(depths)}: one width per stage.")
     for layer in conv(int(widths[0]), 3 if small_input else 7, 1 if small_input else 2, name="conv1"):
         x = layer(x)

@@ -6,8 +6,8 @@ Public entry points: `train` (what `cli.py train` runs), `load_recipe`, `TrainCo
 from kconvnext.training.config import AugmentSettings, TrainConfig, config_from_dict
 from kconvnext.training.optimizer import RecipeAdamW
 from kconvnext.training.recipes import list_recipes, load_recipe
-from kconvnext.training.schedules import warmup_cosine  # (its module registers the old WarmupCosine name)
+from kconvnext.training.schedules import WarmupCosine
 from kconvnext.training.trainer import TrainingDiverged, TrainResult, train
 
 __all__ = ["AugmentSettings", "RecipeAdamW", "TrainConfig", "TrainResult", "TrainingDiverged",
-           "config_from_dict", "warmup_cosine", "list_recipes", "load_recipe", "train"]
+           "WarmupCosine", "config_from_dict", "list_recipes", "load_recipe", "train"]

@@ -7,7 +7,7 @@ import keras
 from kconvnext.applications import create_model
 from kconvnext.models import get_spec
 from kconvnext.training.optimizer import build_optimizer
-from kconvnext.training.schedules import warmup_cosine
+from kconvnext.training.schedules import WarmupCosine
 
 
 def model_kwargs(name, config, num_classes, normalization):
@@ -49,7 +49,7 @@ def build_model(name, config, num_classes, normalization):
 
 
 def schedule_for(config, steps_per_epoch):
-    return warmup_cosine(
+    return WarmupCosine(
         peak_lr=config.effective_lr(), total_steps=max(1, steps_per_epoch * config.epochs),
         warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)), min_lr=config.min_lr,
     )

@@ -21,7 +21,7 @@ import numpy as np
 from kconvnext.files import save_model_atomic
 from kconvnext.run_folder import RunFolder
 from kconvnext.training.model_setup import build_model
-from kconvnext.training.schedules import warmup_cosine
+from kconvnext.training.schedules import WarmupCosine
 
 
 def feature_extractor(net):
@@ -141,8 +141,8 @@ def train_head(net, features, config, num_classes, log_dir, verbose=1):
     head = keras.Model(inputs, keras.layers.Dense(num_classes, name="head_fc")(inputs), name="probe_head")
     head.get_layer("head_fc").set_weights(net.get_layer("head_fc").get_weights())
     steps = max(1, int(np.ceil(len(train_y) / config.batch_size)))
-    schedule = warmup_cosine(peak_lr=config.effective_lr(), total_steps=steps * config.epochs,
-                             warmup_steps=int(round(config.warmup_epochs * steps)), min_lr=config.min_lr)
+    schedule = WarmupCosine(peak_lr=config.effective_lr(), total_steps=steps * config.epochs,
+                            warmup_steps=int(round(config.warmup_epochs * steps)), min_lr=config.min_lr)
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay,
                                        beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon)
     optimizer.exclude_from_weight_decay(var_names=["bias"])
