@@ -69,21 +69,18 @@ def validation_curve(dataset, clock):
 
 
 def run_ours(model, recipe, budget_minutes, data_dir, output, limit=None):
-    import dataclasses
-
     from kconvnext import get_spec
-    from kconvnext.data.config import AugmentConfig
     from kconvnext.training import load_recipe, train
+    from kconvnext.training.run_setup import load_data
 
-    clock = Clock()
+    clock, started = Clock(), time.time()  # (the budget covers the data loading below, as in a CLI run)
     overrides = {"budget_minutes": budget_minutes, **({"limit": limit} if limit else {})}
     config, _ = load_recipe(recipe, family=get_spec(model).family, overrides=overrides)
-    # The curve's validation images, preprocessed as the run validates (train() loads its own).
-    evaluation = dataclasses.replace(AugmentConfig.none(), eval_crop_ratio=config.augment.eval_crop_ratio)
-    data = _load(data_dir, limit, config.image_size, config.batch_size, augment=evaluation)
+    # Loaded once, as train() would load it; the curve reads the same validation images the run validates on.
+    data = load_data("catsdogs", config, data_dir, output, config.seed, model_name=model)
     curve = validation_curve(data.validation, clock)
     result = train("catsdogs", model, recipe=recipe, output=output, data_dir=data_dir, resume=False,
-                   overrides=overrides, callbacks=[curve], verbose=2)
+                   overrides=overrides, data=data, callbacks=[curve], verbose=2, started=started)
     return {"model": model, "recipe": f"recipes/{recipe}.yaml", "val_top1": round(result.report["top1"], 4),
             "selection_top1": round(result.best_accuracy, 4), "epochs": result.epochs_completed,
             "wall_minutes": round(clock.seconds() / 60, 2), "images_per_sec": round(result.train_images_per_sec or result.budget_plan.images_per_sec, 1),

@@ -14,13 +14,16 @@ import tempfile
 from pathlib import Path
 
 
+def keras_home():
+    """Keras' own folder (keras.json, its downloads): $KERAS_HOME, else ~/.keras."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+
+
 def cache_dir(*parts):
     """Where kconvnext keeps what it fetches or computes once (weights, converted weights, data
     scans): $KCONVNEXT_CACHE_DIR, else $KERAS_HOME/kconvnext (~/.keras/kconvnext), then `parts`.
     One variable for all of it, so one setting moves (or isolates, in tests) every cache."""
-    root = os.environ.get("KCONVNEXT_CACHE_DIR") or os.path.join(
-        os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"), "kconvnext")
-    return Path(root, *parts)
+    return Path(os.environ.get("KCONVNEXT_CACHE_DIR") or keras_home() / "kconvnext", *parts)
 
 
 def current_umask():

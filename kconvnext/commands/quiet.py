@@ -41,9 +41,10 @@ def _tensorflow_backend():
 
     backend = os.environ.get("KERAS_BACKEND")
     if backend is None:
-        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        from kconvnext.files import keras_home
+
         try:
-            with open(os.path.join(home, "keras.json")) as f:
+            with open(keras_home() / "keras.json") as f:
                 backend = json.load(f).get("backend")
         except (OSError, ValueError, AttributeError):
             backend = None

@@ -59,8 +59,8 @@ def overrides_from_args(args):
         out = merge(out, {"epochs": args.epochs, "budget_minutes": None})
     if args.batch_size is not None:
         out = merge(out, {"batch_size": args.batch_size})
-    if getattr(args, "budget_minutes", None) is not None:
-        out = merge(out, {"budget_minutes": args.budget_minutes})
+    if budget is not None:
+        out = merge(out, {"budget_minutes": budget})
     return out
 
 

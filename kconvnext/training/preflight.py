@@ -15,9 +15,8 @@ from kconvnext.training.recipes import DATASET_RECIPES, list_recipes, load_recip
 # ResNeXt has none (its smallest, resnext50_32x4d, gets through 0.06 epoch of CIFAR-10 in 15 minutes).
 SMALL_MODELS = {"convnext": "convnext_atto", "resnet": "resnet18", "resnext": "resnet18"}
 QUICK_BUDGET_MINUTES = 10
-# The measured from-scratch start per data set (model, recipe): benchmarks/scratch_catsdogs.py picked
-# it against the textbook models (docs/results.md); its budget is the recipe's. Other data sets get a
-# small model of the family for QUICK_BUDGET_MINUTES.
+# The measured from-scratch start per data set (model, recipe; docs/results.md section 6); its budget
+# is the recipe's. Other data sets get a small model of the family for QUICK_BUDGET_MINUTES.
 SCRATCH_STARTS = {"catsdogs": ("resnet18", "catsdogs_scratch")}
 
 
