@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=["kconvnext", "kconvnext.*"]),
     py_modules=["kconvnext_cli"],  # the command line's entry point, outside the package (fast --help)
     include_package_data=True,
-    package_data={"kconvnext": ["imagenet_classes.txt", "weights/presets.yaml"]},
+    package_data={"kconvnext": ["imagenet_classes.txt", "weights/presets.yaml", "commands/model_sizes.json"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<3.16",
@@ -27,7 +27,7 @@ setup(
     # Recipes are data users read and edit at the top of the repo; regular installs get a copy.
     data_files=[("share/kconvnext/recipes", sorted(glob.glob("recipes/*.yaml")))],
     extras_require={
-        "test": ["pytest>=8", "jax[cpu]>=0.4.30"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "jax[cpu]>=0.4.30"],
     },
     entry_points={"console_scripts": ["kconvnext=kconvnext_cli:main"]},
 )

@@ -31,3 +31,16 @@ def cifar10_dir(shared_data):
 import sys  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny trained run (training_helpers.tiny_run with its defaults, its summary lines kept) for
+    the tests that only read a run folder or compare against an uninterrupted run: trained once."""
+    import types
+
+    from training_helpers import tiny_run
+
+    lines = []
+    result = tiny_run(tmp_path_factory.mktemp("trained") / "run", verbose=1, print_fn=lines.append)
+    return types.SimpleNamespace(result=result, lines=lines)

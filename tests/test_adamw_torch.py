@@ -106,6 +106,7 @@ def recipe_run(torch_run):
     return _replay(optimizer, variables, meta, arrays, meta["steps"])
 
 
+@pytest.mark.slow
 def test_layer_scale_gamma_moves_as_far_as_in_torch(torch_run, recipe_run):
     """gamma = 1e-6 with gradients ~1e-8: Keras' own AdamW moves it 0.07x, 0.17x, 0.34x, 0.73x as far
     as torch by steps 1, 10, 100, 1000."""
@@ -136,6 +137,7 @@ def test_loss_scaled_mixed_precision_wrapper_keeps_torch_arithmetic(torch_run):
         np.testing.assert_allclose(value, arrays[_key(path, "step10")], rtol=_rtol(10), atol=0, err_msg=path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() == "jax", reason="this is the JAX run")
 def test_matches_torch_on_jax_too():
     """The same checks on the JAX backend (a child process: the backend is fixed at import)."""

@@ -128,6 +128,7 @@ def test_every_op_is_timms_pil_op_on_a_real_image(catsdogs_dir):
         assert np.abs(got - np.asarray(want, np.float32)).mean() < 2.5, (name, sign)
 
 
+@pytest.mark.slow
 def test_randaugment_in_the_pipeline_follows_the_config(cifar10_dir):
     config = AugmentConfig.none()
     for bad in (-1, float("inf")):

@@ -212,6 +212,7 @@ def test_predict_folder_reports_bad_files_and_predicts_the_rest(tiny_run, catsdo
     assert main(["predict", tiny_run, photos / "cat.2000.jpg"]) == 0
 
 
+@pytest.mark.slow
 def test_eval_of_a_run_reads_its_data_set_from_run_json(tiny_run, catsdogs_dir, tmp_path, capsys):
     write_run_json(tiny_run, dataset="catsdogs", data_dir=str(catsdogs_dir))
     assert main(["eval", tiny_run, "--limit", "4"]) == 0

@@ -269,6 +269,7 @@ def test_each_augmentation_keeps_shape_range_and_labels(clean, which):
         assert set(np.unique(y)) <= {0.0, 1.0}
 
 
+@pytest.mark.slow
 def test_same_seed_same_batches_new_epoch_new_batches(clean):
     make = lambda seed: load("folder", data_dir=clean, image_size=SIZE, batch_size=8,  # noqa: E731
                              validation_fraction=0.3, seed=seed)
@@ -303,6 +304,7 @@ def test_validation_is_resize_then_center_crop(tmp_path):
     np.testing.assert_allclose(x.numpy()[..., 0], 0, atol=1)
 
 
+@pytest.mark.slow
 def test_decoded_images_are_cached_shrunk_and_match_the_uncached_pipeline(tmp_path):
     """Files larger than the crops need are decoded once, shrunk and kept as uint8; the batches are
     the uncached pipeline's up to resampling, in the same seeded order."""
@@ -409,6 +411,7 @@ def test_wrong_data_dir_is_an_error_not_a_download(tmp_path, monkeypatch):
         load("cifar10", data_dir=tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_pipeline_runs_under_the_jax_backend(tmp_path):
     """The Keras augmentation layers run as TF ops inside tf.data whatever KERAS_BACKEND is."""
     import os
@@ -450,6 +453,7 @@ def test_selection_hold_out_is_carved_from_train_only(catsdogs_dir):
 
 # --- issue 21 item 1: datasets that model.fit understands ---------------------------------------------
 
+@pytest.mark.slow
 def test_fit_on_loaded_data_takes_exactly_epochs_times_batches_steps_silently(catsdogs_dir, caplog):
     """400 training images in batches of 100: 4 steps an epoch, 12 in 3 epochs, and no "ran out of
     data" warning (unknown cardinality made keras take 15 steps and warn every epoch)."""

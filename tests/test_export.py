@@ -416,6 +416,7 @@ def _expect(modes, file_mode, dir_mode, root):
     assert modes == want, {p: oct(m) for p, m in modes.items()}
 
 
+@pytest.mark.slow
 def test_exports_are_readable_by_other_users_and_carry_labels(tmp_path, umask, capsys):
     model, names = _tiny_model(), ["cat", "dog"]
     served = kx.export(model, output=tmp_path / "serving" / "m", class_names=names, num_validation=2)
@@ -442,6 +443,7 @@ def test_exports_are_readable_by_other_users_and_carry_labels(tmp_path, umask, c
     _expect(_modes(tmp_path / "private"), 0o640, 0o750, tmp_path / "private")
 
 
+@pytest.mark.slow
 def test_labels_beside_a_tflite_are_never_replaced_silently(tmp_path):
     model = _tiny_model()
     (tmp_path / "labels.txt").write_text("ant\nbee\n")

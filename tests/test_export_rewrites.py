@@ -44,6 +44,7 @@ def test_banded_depthwise_equals_the_layer(padding, kernel, multiplier):
     np.testing.assert_allclose(banded, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tflite_of_convnext_has_banded_depthwise_convs_and_matches_keras():
     model = build_convnext(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32), num_classes=3, input_shape=(32, 32, 3),
                            small_input=True)
@@ -61,6 +62,7 @@ def test_tflite_of_convnext_has_banded_depthwise_convs_and_matches_keras():
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_delegation_report_finds_what_xnnpack_leaves_out():
     model = build_convnext(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32), num_classes=3, input_shape=(32, 32, 3),
                            small_input=True)

@@ -223,6 +223,7 @@ def test_portable_pipeline_smooths_training_targets_too(black_white_folder):
     assert set(np.unique(yv)) == {0.0, 1.0}
 
 
+@pytest.mark.slow
 def test_trained_model_loss_has_no_smoothing_when_the_targets_carry_it(tmp_path):
     import keras
 

@@ -153,6 +153,7 @@ def test_wrong_hash_prefix_is_refused_and_nothing_is_cached(server, preset_clean
     assert [p.name for p in weights_dir.rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.slow
 def test_full_sha256_is_checked_and_a_corrupt_cached_file_is_replaced(server, preset_cleanup):
     src = FIXTURES / "convnext_timm.safetensors"
     shutil.copy(src, server.root / "timm.safetensors")
@@ -238,6 +239,7 @@ def test_decode_predictions_uses_the_imagenet_names():
         kconvnext.decode_predictions(np.zeros((1, 2)))
 
 
+@pytest.mark.slow
 def test_predict_cli_with_a_preset_prints_top5_imagenet_names(tmp_path, monkeypatch, capsys, catsdogs_dir,
                                                              preset_cleanup):
     """`cli.py predict IMAGE --model NAME --weights TAG`: from the converted-weights cache alone (the
@@ -295,6 +297,7 @@ def test_a_preset_tag_is_a_tag_even_beside_a_folder_of_that_name(server, preset_
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)), want, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_register_preset_without_source_detects_the_layout(server, preset_cleanup):
     """The user's path: a new tag, no source= ("detected on load"), served over HTTP; used to fail
     with KeyError: 'auto' after the download. Then again from the converted cache."""

@@ -50,6 +50,7 @@ def backbone_calls(monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 def test_probe_runs_backbone_once_per_image_and_saves_features_to_head(
         preset, backbone_calls, catsdogs_dir, tmp_path):
     run = tmp_path / "run"
@@ -96,12 +97,14 @@ def test_probe_runs_backbone_once_per_image_and_saves_features_to_head(
     assert backbone_calls == []
 
 
+@pytest.mark.slow
 def test_probe_views_add_one_backbone_pass_per_view(preset, backbone_calls, catsdogs_dir, tmp_path):
     kconvnext.train("catsdogs", "convnext_atto", data_dir=str(catsdogs_dir), output=tmp_path / "run",
                     verbose=0, overrides={**PROBE, "probe_views": 1, "epochs": 2, "limit": 16})
     assert sum(backbone_calls) == 16 + 16 + 16  # center crop + one augmented view, then validation
 
 
+@pytest.mark.slow
 def test_probe_views_cover_every_image_even_fewer_than_a_batch(preset, backbone_calls, catsdogs_dir, tmp_path):
     """Views are per-image augmentations, not training batches: no image loses its views to a
     dropped partial batch (10 images, batch 16: before, no view at all and a crash)."""

@@ -1,19 +1,24 @@
 """Every code block of README.md is executed here, as a user would run it, on ../shared/data.
 
+A chapter (the blocks under one `## ` heading) runs top to bottom in a user's folder of its own; the
+chapters are independent, so pytest-xdist runs them side by side (ReadmeChapter below).
+
 Each fenced block is preceded by a directive comment that says how it is checked
 (`<!-- readme-test: KIND key="value" ... -->`, invisible on GitHub):
 
-- `python`: executed statement by statement in the shared work folder, one namespace for all the
-  README's Python blocks in order (as in a notebook).
+- `python`: executed statement by statement in the chapter's work folder, one namespace for the
+  chapter's Python blocks in order (as in a notebook).
 - `needs-files`: Python or commands that read checkpoint files only the user has (no test can make a
   real-size official/timm/torchvision file without torch): each statement must stop with an error
   that names the missing file (a command: exit 2), the point where the user's file is needed.
-- `bash`: every `python cli.py ...` command runs in a subprocess in the shared work folder, in README
+- `bash`: every `python cli.py ...` command runs in a subprocess in the chapter's work folder, in README
   order, so later blocks read what earlier ones wrote (run folders, exports). `append="..."` adds
   arguments to `train`/`compare` commands so they finish in seconds on this CPU (fewer images, smaller
   images, smaller batches, one epoch); nothing else of the command changes.
 - `output`: the block is what `cmd="..."` prints: that command runs and every line of the block, digits
   masked and spaces collapsed, must start the matching output line, in order (`...` skips lines).
+- `tests`: the test commands: each collects tests (`--collect-only`), and a marker selection (`-m`)
+  keeps at least `min_share` of the suite.
 - `setup`: the set-up lines; the install and test commands must be the ones `.ci/run` runs.
 - `serving`: the TF Serving container and curl: the container is a download (checked up to it): the
   mounted folder must hold a numbered SavedModel version, and the request body is sent to the
@@ -47,11 +52,14 @@ NO_NETWORK = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0
               "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
 
 
-def readme_blocks(text=None):
-    """[(kind, options, language, code, line)] for every fenced block, in order."""
+def readme_blocks(text=None, chapters=False):
+    """[(kind, options, language, code, line)] for every fenced block, in order; with chapters=True,
+    (chapter, block) pairs, the chapter being the `## ` heading above the block ("" above the first)."""
     lines = (text if text is not None else README.read_text(encoding="utf-8")).splitlines()
-    blocks, i = [], 0
+    blocks, i, chapter = [], 0, ""
     while i < len(lines):
+        if lines[i].startswith("## "):
+            chapter = lines[i][3:].strip()
         if lines[i].startswith("```"):
             language, start = lines[i][3:].strip(), i
             j = i + 1
@@ -61,7 +69,8 @@ def readme_blocks(text=None):
                               if DIRECTIVE.search(lines[k])), None)
             kind = directive.group(1) if directive else None
             options = dict(OPTION.findall(directive.group(2))) if directive else {}
-            blocks.append((kind, options, language, "\n".join(lines[start + 1:j]), start + 1))
+            block = (kind, options, language, "\n".join(lines[start + 1:j]), start + 1)
+            blocks.append((chapter, block) if chapters else block)
             i = j + 1
         else:
             i += 1
@@ -114,11 +123,17 @@ def test_cli_commands_parse():
 
 # --- running the blocks ------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory, shared_data):
+@pytest.fixture(scope="session")
+def weights_cache(tmp_path_factory):
+    """One cache of random preset weights per test process, shared by the chapters' folders."""
+    cache = tmp_path_factory.mktemp("readme-cache")
+    _random_weights_cache(cache)
+    return cache
+
+
+def make_workspace(base, shared_data, cache):
     """A user's folder: cli.py and recipes/ as in a checkout, ../shared/data beside it, a home with
     ~/photos (a class-folder tree) and a weights cache for the presets the README loads."""
-    base = tmp_path_factory.mktemp("readme")
     work = base / "main"
     work.mkdir()
     (base / "shared").symlink_to(shared_data.parent, target_is_directory=True)
@@ -131,13 +146,11 @@ def workspace(tmp_path_factory, shared_data):
         for path in source:
             shutil.copy(path, home / "photos" / split / path.name)
     shutil.copy(source[0], work / "cat.jpg")
-    weights = base / "cache" / "weights"
-    _random_weights_cache(base / "cache")
     env = {**os.environ, **NO_NETWORK, "HOME": str(home),
-           "KCONVNEXT_DATA_DIR": str(shared_data), "KCONVNEXT_CACHE_DIR": str(base / "cache"),
+           "KCONVNEXT_DATA_DIR": str(shared_data), "KCONVNEXT_CACHE_DIR": str(cache),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
-    return {"work": work, "env": env, "weights": weights}
+    return {"work": work, "env": env, "weights": cache / "weights"}
 
 
 def _random_weights_cache(root):
@@ -240,11 +253,27 @@ def check_serving(code, workspace):
     assert set(shown) == set(outputs), f"README shows {sorted(shown)}; the signature returns {sorted(outputs)}"
 
 
-@pytest.mark.slow
-def test_readme_blocks_run(workspace):
-    """The README from top to bottom, as a user runs it (one shared folder, in order)."""
+def check_test_commands(code, workspace, min_share):
+    """Each `python -m pytest ...` line collects tests (run with --collect-only: running the suite
+    from inside it would recurse); a marker selection (-m) keeps at least min_share of the suite."""
+    commands = [line.split(" #", 1)[0].strip() for line in code.splitlines() if line.startswith("python -m pytest")]
+    assert commands, "the block has no pytest command"
+    for command in commands:
+        argv = [sys.executable, *shlex.split(command)[1:], "--collect-only", "-n0", "-p", "no:cacheprovider"]  # the commands say -q
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert result.returncode == 0, f"{command}: exit {result.returncode}\n{result.stdout[-3000:]}"
+        counts = re.search(r"(\d+)(?:/(\d+))? tests? collected", result.stdout)
+        assert counts, f"{command}: collected nothing\n{result.stdout[-3000:]}"
+        selected, total = int(counts.group(1)), int(counts.group(2) or counts.group(1))
+        if " -m " in command.split("pytest", 1)[1]:  # a marker selection: the working loop
+            assert selected >= min_share * total, f"{command}: {selected} of {total} tests, under {min_share:.0%}"
+
+
+def run_blocks(blocks, workspace):
+    """Blocks in README order in one folder, as a user runs them; Python blocks share a namespace."""
     namespace = {"__name__": "__readme__"}
-    for kind, options, language, code, line in readme_blocks():
+    for kind, options, language, code, line in blocks:
         where = f"README.md line {line}"
         if kind == "needs-files" and language == "bash":
             for command in cli_commands(code):
@@ -262,8 +291,60 @@ def test_readme_blocks_run(workspace):
             assert_output_matches(code, output, where)
         elif kind == "serving":
             check_serving(code, workspace)
+        elif kind == "tests":
+            check_test_commands(code, workspace, float(options.get("min_share", 0)))
         elif kind == "setup":
             for command in cli_commands(code):
                 run_cli(command, workspace, options.get("append", ""))
         else:
             pytest.fail(f"{where}: unknown directive {kind!r}")
+
+
+class ReadmeChapter:
+    """The blocks under one `## ` heading, run top to bottom in a user's folder of their own, so the
+    chapters run side by side (pytest-xdist hands each class to one process). A chapter that reads
+    what the README's first command wrote (runs/catsdogs-convnext_t) runs that set-up block first,
+    as the user has; everything else a chapter reads, its own blocks write."""
+    chapter = None
+    after_main_job = False
+
+    @pytest.mark.slow
+    def test_blocks_run(self, tmp_path_factory, shared_data, weights_cache):
+        workspace = make_workspace(tmp_path_factory.mktemp("readme"), shared_data, weights_cache)
+        blocks = [block for chapter, block in readme_blocks(chapters=True) if chapter == self.chapter]
+        assert blocks, f"README.md has no blocks under '## {self.chapter}'"
+        if self.after_main_job:
+            blocks = [readme_blocks()[0]] + blocks
+        run_blocks(blocks, workspace)
+
+
+class TestReadmeTop(ReadmeChapter):
+    chapter = ""  # the set-up commands (the main job) and the console script
+
+
+class TestReadmeTour(ReadmeChapter):
+    chapter = "A short tour"
+
+
+class TestReadmeTransferLearning(ReadmeChapter):
+    chapter = "Transfer learning (the main job)"
+
+
+class TestReadmeTraining(ReadmeChapter):
+    chapter = "Training"
+    after_main_job = True  # eval / predict runs/catsdogs-convnext_t
+
+
+class TestReadmeContributing(ReadmeChapter):
+    chapter = "Contributing"
+
+
+class TestReadmeExport(ReadmeChapter):
+    chapter = "Export and serving"
+    after_main_job = True  # exports runs/catsdogs-convnext_t
+
+
+def test_every_chapter_with_blocks_is_run():
+    chapters = {chapter for chapter, _ in readme_blocks(chapters=True)}
+    run = {c.chapter for c in ReadmeChapter.__subclasses__()}
+    assert chapters == run, f"README chapters with code blocks but no test class: {sorted(chapters - run)}"

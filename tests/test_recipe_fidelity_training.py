@@ -46,6 +46,7 @@ def cifar_bundle(cifar10_dir):
     return load("cifar10", data_dir=cifar10_dir, batch_size=8, limit=24, seed=0, augment={})
 
 
+@pytest.mark.slow
 def test_ema_averages_batchnorm_statistics_validates_with_them_and_resumes(tmp_path, cifar_bundle):
     """A ResNet trained with EMA on real CIFAR-10 images, killed after epoch 1 and resumed: the
     checkpoint's EMA of the BN statistics is exactly the per-step EMA of the statistics over both

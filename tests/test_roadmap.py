@@ -86,6 +86,7 @@ def test_recipes_give_every_step_its_build_options():
         assert kwargs["layer_scale_init"] == pytest.approx(1e-6)
 
 
+@pytest.mark.slow
 def test_first_and_last_steps_are_resnet50_and_convnext_t(cifar_images):
     # Sizes do not change weights: 64 px keeps the forward passes cheap.
     first = roadmap_step(0, input_shape=(64, 64, 3))
@@ -106,6 +107,7 @@ def test_first_and_last_steps_are_resnet50_and_convnext_t(cifar_images):
     keras.backend.clear_session()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", STEP_NAMES)
 def test_every_step_builds_learns_real_cifar_images_and_round_trips(step, cifar_images, tmp_path):
     images, labels = cifar_images
@@ -141,6 +143,7 @@ def test_a_roadmap_step_is_a_plain_fittable_keras_model(cifar_images):
     assert np.isfinite(history.history["loss"]).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step,int8", [("kernel_7x7", "int8_full"), ("layer_norm", "int8_mixed")])
 def test_roadmap_steps_export_like_every_model(step, int8, catsdogs_dir, tmp_path):
     """SavedModel and fp32 TFLite (refused beyond 1e-4 of Keras) and the family's int8 mode: step 6
@@ -202,6 +205,7 @@ def test_bad_arguments_name_the_option_and_the_steps_it_applies_to():
         tiny(6, kernel_size=4)
 
 
+@pytest.mark.slow
 def test_roadmap_command_writes_table_plot_and_speed(tmp_path, capsys):
     """One full-size step at 224 px through `cli.py roadmap`: ResNeXt-ify, the step whose widths
     the paper states least explicitly (inner 96..768, residual 4x), counts the paper's 5.3 GFLOPs."""
@@ -231,6 +235,7 @@ def _write_compare_csv(path, rows):
             writer.writerow({"model": model, "dataset": "cifar10", "accuracy": accuracy, "params": 1, "gflops": 0.1})
 
 
+@pytest.mark.slow
 def test_roadmap_command_adds_compare_accuracy_per_step(tmp_path, capsys):
     """`--accuracy compare.csv`: the table holds the compared steps (in roadmap order), each with the
     accuracy compare measured, and the plot gets its accuracy panel."""

@@ -46,6 +46,7 @@ def test_plan_counts_overheads_against_the_budget():
     assert plan_budget(1, 48.9, 32, 5, 1, overhead_seconds=90).steps_per_epoch == 1
 
 
+@pytest.mark.slow
 def test_process_start_time_counts_the_startup_a_budget_must_cover():
     """The CLI's budget starts with the process (interpreter + TensorFlow import), not at train()."""
     script = ("import time; t = time.time(); time.sleep(1.5)\n"
@@ -63,6 +64,7 @@ def test_plan_rejects_nonsense(minutes, speed):
         plan_budget(minutes, speed, 32, 10, 1)
 
 
+@pytest.mark.slow
 def test_budget_run_trains_the_planned_steps_and_resume_keeps_the_plan(tmp_path):
     args = dict(batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5, drop_path_rate=0.0,
                 ema=False, budget_minutes=0.05, overrides=TINY, verbose=0, recipe="catsdogs_convnext_scratch")
@@ -129,6 +131,7 @@ def test_guard_stops_at_once_when_not_even_one_more_epoch_fits():
     assert guard.model.stop_training and guard.stopped_after == 1 and replans == []
 
 
+@pytest.mark.slow
 def test_a_replanned_run_ends_its_schedule_and_its_plan_where_the_budget_ends(tmp_path, monkeypatch):
     """The trainer's side of the guard: the plan says 8 epochs, the guard finds that 3 fit; the
     schedule is rebuilt to end after epoch 3 (lr at min_lr there), the run stops there, and the

@@ -120,6 +120,7 @@ def test_summary_names_a_shipped_recipe_as_the_user_sees_it(tmp_path, monkeypatc
     assert _recipe_line(shipped, "convnext", None) == f"recipe    {shipped}"
 
 
+@pytest.mark.slow
 def test_jit_compile_is_a_recipe_key_that_reaches_keras_compile():
     """XLA pays for some models and not others on a CPU, so a recipe chooses it (null: Keras' auto)."""
     import keras

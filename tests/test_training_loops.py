@@ -23,6 +23,7 @@ def _steps(run_dir):
     return json.loads((Path(run_dir) / "run.json").read_text())["steps_per_epoch"]
 
 
+@pytest.mark.slow
 def test_resume_under_mixed_float16_with_more_epochs_uses_the_stretched_schedule(tmp_path):
     first = run(tmp_path, epochs=1, mixed_precision="mixed_float16", ema=False)
     steps = _steps(first.run_dir)
@@ -61,6 +62,7 @@ class InterruptAt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_epoch_resumes_at_the_next_batch(tmp_path):
     full = run(tmp_path, "full", epochs=2)
     steps = _steps(full.run_dir)
@@ -150,6 +152,7 @@ print("RESULT", json.dumps({"replicas": mirrored.num_replicas_in_sync,
 """
 
 
+@pytest.mark.slow
 def test_global_clipnorm_under_mirrored_clips_the_reduced_gradient():
     """2 replicas on 2 logical CPUs (a fresh process: logical devices precede TF's runtime) update
     exactly as one device on the same global batch; clipping each replica's share apart does not."""
@@ -163,6 +166,7 @@ def test_global_clipnorm_under_mirrored_clips_the_reduced_gradient():
     assert result["gap"] < 1e-5, result
 
 
+@pytest.mark.slow
 def test_multiworker_loop_keeps_the_ema_of_weights_and_batchnorm_statistics(tmp_path):
     """fit_multiworker (here on the default strategy: one process) keeps the recipe's EMA as fit
     does: RecipeAdamW averages the BatchNorm statistics too, raw and EMA are validated, best.keras

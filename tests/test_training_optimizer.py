@@ -24,6 +24,7 @@ def test_schedule_warms_up_then_decays_to_min_and_reloads():
     assert float(again(55)) == pytest.approx(float(s(55)))
 
 
+@pytest.mark.slow
 def test_no_weight_decay_on_biases_norms_and_layer_scale(tmp_path):
     model = tiny_convnext()
     opt = RecipeAdamW(learning_rate=0.1, weight_decay=0.5)

@@ -19,6 +19,7 @@ def _sentinel(signum, frame):  # a handler of the caller's that training must le
     raise AssertionError("the caller's SIGTERM handler ran")
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_saves_a_checkpoint_and_restores_the_handler(tmp_path):
     class Term(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):

@@ -7,19 +7,10 @@ import pytest
 import tensorflow as tf
 
 from kconvnext.training import TrainingDiverged, train
-from training_helpers import synthetic_bundle
-
-TINY = {"model": {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]}, "augment": {"mixup_alpha": 0.0}}
-
+from training_helpers import synthetic_bundle, tiny_run
 
 def run(tmp_path, name="run", **kwargs):
-    args = dict(epochs=3, batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5,
-                drop_path_rate=0.0, ema=True, ema_momentum=0.9)
-    args.update(kwargs)
-    data = args.pop("data", None) or synthetic_bundle()
-    args.setdefault("verbose", 0)
-    return train("catsdogs", "convnext_atto", recipe="catsdogs_convnext_scratch", data=data,
-                 output=tmp_path / name, overrides=TINY, **args)
+    return tiny_run(tmp_path / name, **kwargs)
 
 
 class StopAtEpoch(keras.callbacks.Callback):
@@ -34,8 +25,9 @@ class StopAtEpoch(keras.callbacks.Callback):
             raise RuntimeError("simulated kill")
 
 
-def test_run_folder_and_falling_loss(tmp_path):
-    result = run(tmp_path)
+@pytest.mark.slow
+def test_run_folder_and_falling_loss(trained_run):
+    result = trained_run.result
     d = result.run_dir
     losses = [h["loss"] for h in result.history]
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -61,8 +53,9 @@ def _flat(weights):
     return np.concatenate([np.ravel(w) for w in weights])
 
 
-def test_resume_after_kill_ends_within_one_epoch_of_uninterrupted_run(tmp_path):
-    full = run(tmp_path, "full")
+@pytest.mark.slow
+def test_resume_after_kill_ends_within_one_epoch_of_uninterrupted_run(tmp_path, trained_run):
+    full = trained_run.result  # the uninterrupted run: the same call as below, never killed
     with pytest.raises(RuntimeError, match="simulated kill"):
         run(tmp_path, "killed", callbacks=[StopAtEpoch(2)])
     assert json.loads((tmp_path / "killed/state.json").read_text())["completed_epochs"] == 2
@@ -78,12 +71,16 @@ def test_resume_after_kill_ends_within_one_epoch_of_uninterrupted_run(tmp_path):
     assert gap < 0.25 * one_epoch, (gap, one_epoch)
 
 
-def test_resume_with_a_different_recipe_is_refused(tmp_path):
-    run(tmp_path, epochs=1)
+@pytest.mark.slow
+def test_resume_with_a_different_recipe_is_refused(trained_run):
+    folder = trained_run.result.run_dir
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match=r"different recipe.*lr.*--output NEW_DIR"):
-        run(tmp_path, epochs=2, lr=1e-2)
+        tiny_run(folder, lr=1e-2)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # refused before any write
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     run(tmp_path, epochs=1)
     good = [np.array(w) for w in keras.models.load_model(tmp_path / "run/checkpoints/last.keras").get_weights()]
@@ -97,6 +94,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     assert json.loads((tmp_path / "run/state.json").read_text())["completed_epochs"] == 1
 
 
+@pytest.mark.slow
 def test_nan_in_first_epoch_says_nothing_was_saved(tmp_path):
     poisoned = synthetic_bundle()
     poisoned.train = poisoned.train.map(lambda x, y: (x * np.float32("inf") * 0, y))
@@ -105,7 +103,8 @@ def test_nan_in_first_epoch_says_nothing_was_saved(tmp_path):
     assert not (tmp_path / "run/checkpoints/last.keras").exists()
 
 
-def test_a_model_that_answers_one_class_gets_a_warning(tmp_path):
+@pytest.mark.slow
+def test_a_model_that_answers_one_class_gets_a_warning(tmp_path, trained_run):
     """Trained on labels that are all c1, the model says c1 for everything: the end summary says it
     has not learned and points at the learning rate, instead of only printing ~chance accuracy."""
     one_class = synthetic_bundle()
@@ -113,11 +112,10 @@ def test_a_model_that_answers_one_class_gets_a_warning(tmp_path):
     lines = []
     run(tmp_path, epochs=2, data=one_class, verbose=1, print_fn=lines.append, ema=False)
     assert "predicts 'c1' for every validation image" in "\n".join(lines)
-    lines.clear()
-    run(tmp_path, name="learned", epochs=3, verbose=1, print_fn=lines.append)  # the learnable data
-    assert "for every validation image" not in "\n".join(lines)
+    assert "for every validation image" not in "\n".join(trained_run.lines)  # the learnable data
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint(tmp_path):
     class Interrupt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):

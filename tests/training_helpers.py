@@ -27,3 +27,19 @@ def synthetic_bundle(num_classes=2, train=64, val=32, size=32, batch=16, seed=0)
         normalization="imagenet", small_input=True,
         class_counts={"train": {}, "validation": {}},
     )
+
+
+TINY = {"model": {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]}, "augment": {"mixup_alpha": 0.0}}
+
+
+def tiny_run(output, **kwargs):
+    """train() of a one-block-per-stage ConvNeXt on synthetic_bundle(): 3 epochs of 4 steps with EMA."""
+    from kconvnext.training import train
+
+    args = dict(epochs=3, batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0.5,
+                drop_path_rate=0.0, ema=True, ema_momentum=0.9)
+    args.update(kwargs)
+    data = args.pop("data", None) or synthetic_bundle()
+    args.setdefault("verbose", 0)
+    return train("catsdogs", "convnext_atto", recipe="catsdogs_convnext_scratch", data=data,
+                 output=output, overrides=TINY, **args)

@@ -1,5 +1,7 @@
 """`cli.py models`: every registered variant with its parameter count and GFLOPs."""
 import json
+from pathlib import Path
+
 from kconvnext.commands.common import add_command, positive_int
 
 EXAMPLES = """examples:
@@ -28,27 +30,49 @@ def register(subparsers):
     p.set_defaults(func=run)
 
 
-def model_table(family=None, image_size=None, num_classes=1000, small_input=False):
-    """Rows of (name, family, params, GFLOPs, resolution), building each model once."""
+SIZES_FILE = Path(__file__).with_name("model_sizes.json")
+DEFAULT_CLASSES = 1000
+
+
+def measure(name, image_size=None, num_classes=DEFAULT_CLASSES, small_input=False):
+    """One row (name, family, params, GFLOPs, resolution) from a fresh build of the model."""
     import keras
 
-    from kconvnext.flops import count_macs, count_params
     from kconvnext.applications import create_model
+    from kconvnext.flops import count_macs, count_params
+    from kconvnext.models import get_spec
+
+    spec = get_spec(name)
+    size = image_size or spec.default_size
+    model = create_model(name, input_shape=(size, size, 3), num_classes=num_classes, small_input=small_input)
+    row = {"model": name, "family": spec.family, "params": count_params(model),
+           "gflops": round(count_macs(model) / 1e9, 3), "image_size": size}
+    del model
+    keras.backend.clear_session()
+    return row
+
+
+def stored_sizes():
+    """{name: row} of model_sizes.json: every shipped variant at its default size with 1000 classes,
+    measured by tools/make_model_sizes.py. Listing reads it because building all 29 variants (350M
+    parameters for convnext_xl) took a minute; tests/test_models.py rebuilds each and compares."""
+    return {row["model"]: row for row in json.loads(SIZES_FILE.read_text())}
+
+
+def model_table(family=None, image_size=None, num_classes=DEFAULT_CLASSES, small_input=False):
+    """Rows of (name, family, params, GFLOPs, resolution, weight tags) for the registered models:
+    the stored sizes where they answer the question (default size, 1000 classes, standard stem),
+    a build for anything else (other sizes, a model registered by the user)."""
     from kconvnext.models import get_spec, list_models
     from kconvnext.weights.presets import preset_tags
 
+    stored = stored_sizes() if (num_classes, small_input) == (DEFAULT_CLASSES, False) else {}
     rows = []
     for name in list_models(family):
-        spec = get_spec(name)
-        size = image_size or spec.default_size
-        model = create_model(name, input_shape=(size, size, 3), num_classes=num_classes,
-                             small_input=small_input)
-        rows.append({
-            "model": name, "family": spec.family, "params": count_params(model),
-            "gflops": round(count_macs(model) / 1e9, 3), "image_size": size, "weights": preset_tags(name),
-        })
-        del model
-        keras.backend.clear_session()
+        row = stored.get(name)
+        if row is None or image_size not in (None, row["image_size"]) or row["family"] != get_spec(name).family:
+            row = measure(name, image_size, num_classes, small_input)
+        rows.append({**row, "weights": preset_tags(name)})
     return rows
 
 
