@@ -13,8 +13,8 @@ Each fenced block is preceded by a directive comment that says how it is checked
   that names the missing file (a command: exit 2), the point where the user's file is needed.
 - `bash`: every `python cli.py ...` command runs in a subprocess in the chapter's work folder, in README
   order, so later blocks read what earlier ones wrote (run folders, exports). `append="..."` adds
-  arguments to `train`/`compare` commands so they finish in seconds on this CPU (fewer images, smaller
-  images, smaller batches, one epoch); nothing else of the command changes.
+  arguments to `train`/`compare`/`eval` commands so they finish in seconds on this CPU (fewer images,
+  smaller images, smaller batches, one epoch); nothing else of the command changes.
 - `output`: the block is what `cmd="..."` prints: that command runs and every line of the block, digits
   masked and spaces collapsed, must start the matching output line, in order (`...` skips lines).
 - `tests`: the test commands: each collects tests (`--collect-only`), and a marker selection (`-m`)
@@ -179,7 +179,7 @@ def cli_arguments(command):
 
 def run_cli(command, workspace, append="", expect=0):
     args = cli_arguments(command)
-    if append and args[0] in ("train", "compare"):
+    if append and args[0] in ("train", "compare", "eval"):
         args += shlex.split(append)
     home = workspace["env"]["HOME"]  # the user's shell expands ~ before the command sees it
     args = [home + a[1:] if a.startswith("~/") else a for a in args]
