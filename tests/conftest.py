@@ -45,8 +45,3 @@ def trained_run(tmp_path_factory):
     result = tiny_run(tmp_path_factory.mktemp("trained") / "run", verbose=1, print_fn=lines.append)
     return types.SimpleNamespace(result=result, lines=lines)
 
-
-def pytest_collection_modifyitems(config, items):
-    """The README's chapters first: they are the longest tests, and pytest-xdist hands out test
-    scopes in collection order, so started last they would leave one process working alone at the end."""
-    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_readme.py::TestReadme") else 1)
