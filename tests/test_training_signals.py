@@ -2,6 +2,7 @@
 Ctrl-C, and the same command resumes."""
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -13,6 +14,13 @@ import pytest
 from kconvnext.training.signals import Terminated, sigterm_as_interrupt
 from test_cli_train import TINY, cli, env
 from test_training_trainer import run
+
+
+# The measured estimate a batch end prints (callbacks.Throughput), the sign that fit is stepping and the
+# SIGTERM handler is in place. Not just "[estimate]": the run summary's own estimate line, printed
+# before any step, says "[estimate] comes after the first few steps" (stop 27's CI dry run signalled
+# on that line and the start-up died of the default handler, -15).
+STEPPING = re.compile(r"^\[estimate\] \d+\.\d+ s/step")
 
 
 def _sentinel(signum, frame):  # a handler of the caller's that training must leave in place
@@ -68,6 +76,23 @@ def test_handler_only_in_the_main_thread_and_only_inside():
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+def test_the_cli_test_waits_for_the_measured_estimate_not_the_summary_line():
+    from types import SimpleNamespace
+
+    from kconvnext.training.callbacks import Throughput
+    from kconvnext.training.preflight import estimate_line
+
+    summary = estimate_line(SimpleNamespace(epochs=2), None, 10, 0, {})
+    printed = []
+    throughput = Throughput(batch_size=8, steps_per_epoch=10, epochs_left=2, print_fn=printed.append)
+    throughput.on_epoch_begin(0)
+    for batch in range(10):
+        throughput.on_train_batch_end(batch)
+    measured = [line for text in printed for line in text.splitlines() if line]
+    assert len(measured) == 1 and STEPPING.match(measured[0]), printed
+    assert "[estimate]" in summary and not any(STEPPING.match(line) for line in summary.splitlines())
+
+
 @pytest.mark.slow
 def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path, catsdogs_dir):
     run_dir = tmp_path / "run"
@@ -79,7 +104,7 @@ def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path
     output = []
     for line in proc.stdout:  # wait until it is stepping: the estimate line comes from a batch's end
         output.append(line)
-        if "[estimate]" in line:
+        if STEPPING.match(line):
             break
     assert proc.poll() is None, "".join(output)[-3000:]
     proc.send_signal(signal.SIGTERM)
