@@ -5,6 +5,8 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
+
 from kconvnext.timing import median_seconds, random_images  # noqa: F401  (re-exported for the benchmarks)
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,3 +59,25 @@ def write_json(name, payload):
     path.write_text(json.dumps(payload, indent=2, default=float))
     print(f"wrote {path}")
     return path
+
+
+def timed_in_turns(variants, pixels, runs):
+    """Median batch-1 ms of each (content, threads, xnnpack) variant, one invoke of each per round, so
+    that load from elsewhere on a shared machine costs every variant alike."""
+    from kconvnext.export import tflite
+
+    invokes = []
+    for content, threads, xnnpack in variants:
+        interpreter = tflite.make_interpreter(content, num_threads=threads, xnnpack=xnnpack)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], tflite.quantize_input(pixels, detail))
+        interpreter.invoke()  # warm-up: XNNPACK packs weights and plans here
+        invokes.append(interpreter.invoke)
+    spent = [[] for _ in invokes]
+    for _ in range(runs):
+        for invoke, times in zip(invokes, spent):
+            start = time.perf_counter()
+            invoke()
+            times.append(time.perf_counter() - start)
+    return [1000 * float(np.median(times)) for times in spent]

@@ -24,7 +24,6 @@ import argparse
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 import keras
 import numpy as np
 
-from benchmarks.common import print_table, write_json
+from benchmarks.common import print_table, timed_in_turns, write_json
 from kconvnext import create_model
 from kconvnext.export import quantization, rewrites, tflite
 
@@ -57,26 +56,6 @@ def cpu_facts(cpuinfo=Path("/proc/cpuinfo")):
     return {"model": model.group(1).strip() if model else None, "cores": os.cpu_count(),
             "flags": {flag: flag in present for flag in CPU_FLAGS}, "ai_edge_litert": litert,
             "int8_dot_product": any(flag in present for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))}
-
-
-def timed_in_turns(variants, pixels, runs):
-    """Median batch-1 ms of each (content, threads, xnnpack) variant, one invoke of each per round, so
-    that load from elsewhere on a shared machine costs every variant alike."""
-    invokes = []
-    for content, threads, xnnpack in variants:
-        interpreter = tflite.make_interpreter(content, num_threads=threads, xnnpack=xnnpack)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], tflite.quantize_input(pixels, detail))
-        interpreter.invoke()  # warm-up: XNNPACK packs weights and plans here
-        invokes.append(interpreter.invoke)
-    spent = [[] for _ in invokes]
-    for _ in range(runs):
-        for invoke, times in zip(invokes, spent):
-            start = time.perf_counter()
-            invoke()
-            times.append(time.perf_counter() - start)
-    return [1000 * float(np.median(times)) for times in spent]
 
 
 # (name, input shape, layer): the heaviest layer kinds of each network at its stage shapes. ConvNeXt's

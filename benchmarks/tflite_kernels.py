@@ -18,38 +18,19 @@ Prints the tables and writes benchmarks/results/tflite_kernels.json.
 """
 import argparse
 import os
-import time
 
 import keras
 import numpy as np
+from common import print_table, timed_in_turns, write_json
 
-from common import print_table, write_json
+from kconvnext import create_model
 from kconvnext.export import quantization, rewrites, tflite
 from kconvnext.export.rewrites import row_bands
-from kconvnext import create_model
 
 
 def interleaved_ms(contents, pixels, threads, runs):
-    """Median batch-1 ms of each TFLite model, timed in turns (one invoke of each per round).
-
-    On a shared machine load comes and goes; timing the variants round-robin makes a slow moment
-    cost every variant alike, so the ratios between them hold even when the absolute numbers drift.
-    """
-    invokes = []
-    for content in contents:
-        interpreter = tflite.make_interpreter(content, num_threads=threads)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], tflite.quantize_input(pixels, detail))
-        interpreter.invoke()  # warm-up
-        invokes.append(interpreter.invoke)
-    times = [[] for _ in invokes]
-    for _ in range(runs):
-        for invoke, spent in zip(invokes, times):
-            start = time.perf_counter()
-            invoke()
-            spent.append(time.perf_counter() - start)
-    return [1000 * float(np.median(spent)) for spent in times]
+    """Median batch-1 ms of each TFLite model with XNNPACK, timed in turns (common.timed_in_turns)."""
+    return timed_in_turns([(content, threads, True) for content in contents], pixels, runs)
 
 
 def conv_rows(args):
