@@ -175,11 +175,15 @@ def trained_rows(run_dir, args):
     import tempfile
 
     import kconvnext.export as kx
+    from kconvnext.run_folder import resolve_model_file
 
     data = Path(args.data_dir) / "cats_and_dogs_filtered"
+    model = keras.saving.load_model(resolve_model_file(run_dir).keras_path, compile=False)
+    # `int8` is int8_full or int8_mixed by family: resolved first, so no mode is exported twice.
+    modes = dict.fromkeys(quantization.resolve(m, model) for m in ["none", *args.modes])
     rows, paths, agreement = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="int8-speed-") as work:
-        for mode in ["none", *args.modes]:
+        for mode in modes:
             try:
                 result = kx.export(run_dir, format="tflite", quantize=mode, output=Path(work) / f"{mode}.tflite",
                                    validation_dir=data / "validation", num_validation=args.images,
@@ -188,17 +192,15 @@ def trained_rows(run_dir, args):
             except ValueError as err:  # a mode the model cannot take (16x8 and LayerNorm): say so, go on
                 print(f"{run_dir} {mode}: not exported: {err}")
                 continue
-            label = quantization.label(result.quantize)
-            if label in paths:
-                continue  # `int8` resolved to a mode already measured
+            label = quantization.label(mode)
             paths[label] = result.path.read_bytes()
             agreement[label] = result.validation[0].top1_agreement
         size = result.image_size
         pixels = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
         for threads in args.threads:
-            modes = list(paths)
-            timings = dict(zip(modes, timed_in_turns([(paths[m], threads, True) for m in modes], pixels, args.runs)))
-            for mode in modes:
+            timings = dict(zip(paths, timed_in_turns([(content, threads, True) for content in paths.values()],
+                                                     pixels, args.runs)))
+            for mode in paths:
                 rows.append({"model": f"{Path(run_dir).name} (trained)", "cut": "whole", "mode": mode,
                              "threads": threads, "fp32_ms": timings["fp32"], "quant_ms": timings[mode],
                              "ratio": timings[mode] / timings["fp32"], "agreement": agreement[mode],

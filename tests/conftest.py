@@ -44,4 +44,3 @@ def trained_run(tmp_path_factory):
     lines = []
     result = tiny_run(tmp_path_factory.mktemp("trained") / "run", verbose=1, print_fn=lines.append)
     return types.SimpleNamespace(result=result, lines=lines)
-
