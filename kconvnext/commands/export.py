@@ -10,7 +10,7 @@ EXAMPLES = """examples:
   python cli.py export runs/catsdogs                                  # SavedModel, next version
   python cli.py export runs/catsdogs --validation-dir data/cats_and_dogs_filtered/validation
   python cli.py export runs/catsdogs/checkpoints/best.keras --format tflite --quantize fp16
-  # int8: int8_mixed (LayerNorm, GELU, softmax in float32) for ConvNeXt, int8_full for ResNet/ResNeXt
+  # int8 = int8_mixed: int8 but for LayerNorm, GELU, softmax and the stem's conv on RGB (float32)
   python cli.py export runs/catsdogs --format tflite --quantize int8 \\
       --calibration-dir data/cats_and_dogs_filtered/train --validation-dir data/cats_and_dogs_filtered/validation
   python cli.py export model.keras --output serving/catsdogs --version 3 --overwrite
@@ -36,8 +36,9 @@ def register(subparsers):
     p.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
                    help="TFLite only: none = fp32, fp16 weights, dynamic = int8 weights; calibrated "
                         "(need --calibration-dir): int8_full = every op int8, int8_mixed = int8 with "
-                        "LayerNorm, GELU and softmax in float32, int16x8 = int16 activations + int8 weights, int8 = "
-                        "int8_mixed for ConvNeXt (LayerNorm), int8_full for ResNet/ResNeXt")
+                        "LayerNorm, GELU, softmax and the stem's conv on RGB in float32, int16x8 = int16 "
+                        "activations + int8 weights, int8 = int8_mixed (the fastest here; full integer "
+                        "where no layer needs float)")
     p.add_argument("--output", metavar="PATH",
                    help="SavedModel: the model folder (versions go inside); TFLite: the .tflite file")
     p.add_argument("--version", type=int, help="SavedModel version number (default: next free)")

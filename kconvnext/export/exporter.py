@@ -91,8 +91,8 @@ def export(model_file, format="saved_model", quantize="none", output=None, *, ov
     format: "saved_model" (TF Serving; `output` is the model folder, versions 1, 2, ... inside)
             or "tflite" (`output` is the .tflite file).
     quantize (TFLite only): "none" (fp32) | "fp16" | "dynamic" (int8 weights) | "int8_full" (full
-            integer) | "int8_mixed" (int8; LayerNorm, GELU, softmax in float) | "int16x8" | "int8" (the family's
-            default: int8_mixed with LayerNorm, else int8_full); see export/quantization.py. The
+            integer) | "int8_mixed" (int8; LayerNorm, GELU, softmax and the RGB stem conv in float) | "int16x8" |
+            "int8" (int8_mixed where a layer stays float, else int8_full); see export/quantization.py. The
             calibrated modes use `num_calibration` images from `calibration_dir`.
     A model trained under a mixed-precision policy is rebuilt in float32 first (kconvnext/precision.py).
     Validation: `num_validation` held-out images from `validation_dir` (default: deterministic

@@ -5,8 +5,8 @@ Modes (TFLite):
   fp16        float16 weights, float32 compute.
   dynamic     int8 weights, float activations (dynamic-range).
   int8_full   full integer: int8 weights and activations, uint8 pixels in (calibrated).
-  int8_mixed  int8 everywhere except the LayerNormalization layers, GELU and softmax, which stay
-              float32. LayerNorm for accuracy: TFLite's quantization debugger
+  int8_mixed  int8 everywhere except the LayerNormalization layers, GELU, softmax and convs on
+              fewer than 8 channels (the stem's, on RGB), which stay float32. LayerNorm for accuracy: TFLite's quantization debugger
               (tf.lite.experimental.QuantizationDebugger) showed its MEAN (of the
               variance), RSQRT and affine MULs losing 4-1000x the rounding error of
               every other op on ConvNeXt. GELU and softmax for speed (they quantize as
@@ -14,8 +14,8 @@ Modes (TFLite):
               GELU splits the XNNPACK graph and runs in TFLite's reference kernel
               (`tflite.delegation` reports it), while in float32 XNNPACK runs them.
   int16x8     int16 activations, int8 weights (calibrated); no fast CPU kernels (see README).
-  int8        the per-family default: int8_mixed for models with LayerNorm (ConvNeXt), int8_full
-              otherwise (ResNet/ResNeXt), chosen from benchmarks/export.py's measurements.
+  int8        the default: int8_mixed for any model with a layer int8_mixed keeps in float (all the
+              shipped ones: every stem convolves RGB), else int8_full; from benchmarks/int8_speed.py.
 """
 import re
 
@@ -31,10 +31,22 @@ FLOAT_LAYER_TYPES = (keras.layers.LayerNormalization,)
 FLOAT_OP_TYPES = ("GELU", "SOFTMAX")
 
 
+# XNNPACK's int8 convolutions work on blocks of 8 input channels, so a conv on RGB pixels (3 channels)
+# does 8/3 of its work: ResNet-50's 7x7 stem took 14.0 ms in int8 against 5.4 ms in float32 on one
+# core (benchmarks/int8_speed.py), 7% of the whole network's time. Such convs stay float.
+FEW_CHANNELS = 8
+
+
+def _few_channel_conv(layer):
+    kernel = getattr(layer, "kernel", None)
+    return (isinstance(layer, keras.layers.Conv2D) and kernel is not None
+            and int(kernel.shape[-2]) * int(getattr(layer, "groups", 1)) < FEW_CHANNELS)
+
+
 def float_layer_paths(model):
-    """Keras paths ("stages_0_blocks_0/norm") of the layers int8_mixed keeps in float."""
+    """Keras paths ("stages_0_blocks_0/norm", "conv1") of the layers int8_mixed keeps in float."""
     return [layer.path for layer in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, FLOAT_LAYER_TYPES)]
+            if isinstance(layer, FLOAT_LAYER_TYPES) or _few_channel_conv(layer)]
 
 
 def label(quantize):
@@ -43,7 +55,7 @@ def label(quantize):
 
 
 def resolve(quantize, model):
-    """`int8` -> `int8_mixed` (the model has LayerNorm) or `int8_full`; other modes unchanged."""
+    """`int8` -> `int8_mixed` (the model has a layer that stays float) or `int8_full`; others unchanged."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
     if quantize != "int8":
@@ -51,23 +63,24 @@ def resolve(quantize, model):
     return "int8_mixed" if float_layer_paths(model) else "int8_full"
 
 
-def _layer_segments(tensor_name):
+def _layer_segments(name):
     """'cx_1/stages_0_blocks_0_1/norm_1/moments/mean1' -> ['stages_0_blocks_0', 'norm', 'moments', 'mean1'].
 
     TF suffixes every name scope with `_N` when it traces the model; the first segment is the
     model's own scope.
     """
-    first = tensor_name.split(";")[0]
-    return [re.sub(r"_\d+$", "", part) for part in first.split("/")[1:]]
+    return [re.sub(r"_\d+$", "", part) for part in name.split("/")[1:]]
 
 
 def in_layers(tensor_name, layer_paths):
-    """Whether a TFLite tensor was computed inside one of the Keras layers at `layer_paths`."""
-    segments = _layer_segments(tensor_name)
-    for path in layer_paths:
-        parts = path.split("/")
-        if segments[:len(parts)] == parts:
-            return True
+    """Whether a TFLite tensor was computed inside one of the Keras layers at `layer_paths`. A fused
+    op names every op it fused ("m/relu/Relu;m/conv1/convolution": a conv with its ReLU): any counts."""
+    for name in tensor_name.split(";"):
+        segments = _layer_segments(name)
+        for path in layer_paths:
+            parts = path.split("/")
+            if segments[:len(parts)] == parts:
+                return True
     return False
 
 
