@@ -62,13 +62,13 @@ def write_json(name, payload):
 
 
 def timed_in_turns(variants, pixels, runs):
-    """Median batch-1 ms of each (content, threads, xnnpack) variant, one invoke of each per round, so
-    that load from elsewhere on a shared machine costs every variant alike."""
+    """Median batch-1 ms of each (content, threads, interpreter options) variant, one invoke of each per
+    round, so that load from elsewhere on a shared machine costs every variant alike."""
     from kconvnext.export import tflite
 
     invokes = []
-    for content, threads, xnnpack in variants:
-        interpreter = tflite.make_interpreter(content, num_threads=threads, xnnpack=xnnpack)
+    for content, threads, options in variants:
+        interpreter = tflite.make_interpreter(content, num_threads=threads, **options)
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
         interpreter.set_tensor(detail["index"], tflite.quantize_input(pixels, detail))

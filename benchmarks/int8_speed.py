@@ -10,13 +10,14 @@ full int8 (per-channel) and dynamic-range (int8 weights), each with XNNPACK (the
 default delegate, as the product's Runner) and with TFLite's own kernels
 (BUILTIN_WITHOUT_DEFAULT_DELEGATES), at every --threads, all timed in turns in one run.
 Part 2, models (random weights, --size px: latency only): float32 and each quantized mode,
-cumulative sub-graphs cut after the stem and after every stage (so per-stage time is the
-difference), what XNNPACK runs, and top-1 agreement where --trained run folders give models whose
+cumulative sub-graphs cut after the stem and after every stage, each ending in a global
+average pool (so per-stage time is the difference), what XNNPACK runs, and top-1 agreement where --trained run folders give models whose
 answers mean something (on their own held-out validation images).
 
     python benchmarks/int8_speed.py                                   # resnet50 convnext_t, 224 px
     python benchmarks/int8_speed.py --models resnet18 --size 96 --runs 3 --no-stages   # a smoke run
-    python benchmarks/int8_speed.py --trained runs/export-bench/resnet18-224 --images 200
+    python benchmarks/int8_speed.py --trained runs/int8/resnet50 --images 200
+      (a run folder trained at 224 px; benchmarks/train_224_jax.py makes one on a GPU machine)
 
 Prints the tables and writes benchmarks/results/int8_speed.json.
 """
@@ -34,11 +35,15 @@ import numpy as np
 
 from benchmarks.common import print_table, timed_in_turns, write_json
 from kconvnext import create_model
-from kconvnext.export import quantization, rewrites, tflite
+from kconvnext.export import quantization, rewrites, tflite, validate
 
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
              "avx512_bf16", "avx512_fp16", "amx_int8", "amx_bf16")
-RUNTIMES = {"xnnpack": True, "builtin": False}  # the default delegate (Runner), TFLite's own kernels
+# Interpreter settings compared: the default XNNPACK delegate (as the product's Runner), the same with
+# XNNPACK's newest features switched on (dynamically quantized fully-connected and conv kernels among
+# them), and TFLite's own kernels without any delegate.
+RUNTIMES = {"xnnpack": {}, "xnnpack_latest": {"experimental_default_delegate_latest_features": True},
+            "builtin": {"xnnpack": False}}
 
 
 def cpu_facts(cpuinfo=Path("/proc/cpuinfo")):
@@ -63,6 +68,9 @@ def cpu_facts(cpuinfo=Path("/proc/cpuinfo")):
 def kernel_cases():
     layers = keras.layers
     return [
+        ("resnet50 stem conv 7x7/2 3->64 @224", (224, 224, 3),
+         lambda: keras.Sequential([layers.ZeroPadding2D(3), layers.Conv2D(64, 7, strides=2)])),
+        ("convnext_t stem conv 4x4/4 3->96 @224", (224, 224, 3), lambda: layers.Conv2D(96, 4, strides=4)),
         ("resnet50 stage 1 conv 3x3 64->64 @56", (56, 56, 64), lambda: layers.Conv2D(64, 3, padding="same")),
         ("resnet50 stage 1 conv 1x1 64->256 @56", (56, 56, 64), lambda: layers.Conv2D(256, 1)),
         ("resnet50 stage 3 conv 3x3 256->256 @14", (14, 14, 256), lambda: layers.Conv2D(256, 3, padding="same")),
@@ -133,8 +141,12 @@ def stage_cuts(model):
         return [("whole", model)]
     stem_end = model.layers[model.layers.index(first_stage_layer) - 1]
     cuts = [("stem", stem_end)] + [(f"..{stage}", layer) for stage, layer in stage_of.items()]
-    return [(label, keras.Model(model.inputs, layer.output, name=f"{model.name}_to_{label.strip('.')}"))
-            for label, layer in cuts] + [("whole", model)]
+    # A cut ends in a global average pool: the export's softmax then runs over C channels, not over a
+    # whole feature map (an int8 SOFTMAX of 56x56x64 runs outside XNNPACK and would swamp the stem).
+    pooled = [(label, keras.layers.GlobalAveragePooling2D(name=f"cut_pool_{i}")(layer.output))
+              for i, (label, layer) in enumerate(cuts)]
+    return [(label, keras.Model(model.inputs, out, name=f"{model.name}_to_{label.strip('.')}"))
+            for label, out in pooled] + [("whole", model)]
 
 
 def model_rows(name, args, pixels):
@@ -147,7 +159,7 @@ def model_rows(name, args, pixels):
     for label, sub in cuts:
         contents = {mode: tflite.convert(sub, args.size, mode, pixels) for mode in modes}
         variants = [(mode, threads) for threads in args.threads for mode in modes]
-        timings = timed_in_turns([(contents[m], t, True) for m, t in variants], pixels[:1], args.runs)
+        timings = timed_in_turns([(contents[m], t, {}) for m, t in variants], pixels[:1], args.runs)
         ms = dict(zip(variants, timings))
         for mode in modes:
             delegation = tflite.delegation(contents[mode])
@@ -198,7 +210,7 @@ def trained_rows(run_dir, args):
         size = result.image_size
         pixels = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
         for threads in args.threads:
-            timings = dict(zip(paths, timed_in_turns([(content, threads, True) for content in paths.values()],
+            timings = dict(zip(paths, timed_in_turns([(content, threads, {}) for content in paths.values()],
                                                      pixels, args.runs)))
             for mode in paths:
                 rows.append({"model": f"{Path(run_dir).name} (trained)", "cut": "whole", "mode": mode,
@@ -217,7 +229,8 @@ def main():
                    help="quantized modes beside float32 (int8 = the family's default)")
     p.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count()}))
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--calibration", type=int, default=8, help="calibration images for the calibrated modes")
+    p.add_argument("--calibration", type=int, default=validate.DEFAULT_NUM_CALIBRATION,
+                   help="calibration images for the calibrated modes (default: the export's)")
     p.add_argument("--no-kernels", dest="kernels", action="store_false", help="skip part 1")
     p.add_argument("--no-stages", dest="stages", action="store_false", help="whole models only in part 2")
     p.add_argument("--trained", nargs="*", default=[], help="run folders: agreement on real images")
@@ -240,7 +253,8 @@ def main():
                               ("dynamic_ratio", "dynamic/fp32", "{:.2f}x")])
         print()
     rng = np.random.default_rng(0)
-    pixels = rng.uniform(0, 255, (args.calibration, args.size, args.size, 3)).astype("float32")
+    # Random-weight models are timed only: a few calibration images set their scales well enough.
+    pixels = rng.uniform(0, 255, (min(args.calibration, 16), args.size, args.size, 3)).astype("float32")
     models = [row for name in args.models for row in model_rows(name, args, pixels)]
     models += [row for run_dir in args.trained for row in trained_rows(run_dir, args)]
     for row in models:

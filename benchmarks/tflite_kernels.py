@@ -30,7 +30,7 @@ from kconvnext.export.rewrites import row_bands
 
 def interleaved_ms(contents, pixels, threads, runs):
     """Median batch-1 ms of each TFLite model with XNNPACK, timed in turns (common.timed_in_turns)."""
-    return timed_in_turns([(content, threads, True) for content in contents], pixels, runs)
+    return timed_in_turns([(content, threads, {}) for content in contents], pixels, runs)
 
 
 def conv_rows(args):
