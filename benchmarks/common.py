@@ -63,7 +63,9 @@ def write_json(name, payload):
 
 def timed_in_turns(variants, pixels, runs):
     """Median batch-1 ms of each (content, threads, interpreter options) variant, one invoke of each per
-    round, so that load from elsewhere on a shared machine costs every variant alike."""
+    round, so that load from elsewhere on a shared machine costs every variant alike. Each round starts
+    one variant further on and every other round runs backwards: a variant's time must not depend on
+    which one ran just before it (one after TFLite's reference kernels ran up to 1.5x slower)."""
     from kconvnext.export import tflite
 
     invokes = []
@@ -75,9 +77,10 @@ def timed_in_turns(variants, pixels, runs):
         interpreter.invoke()  # warm-up: XNNPACK packs weights and plans here
         invokes.append(interpreter.invoke)
     spent = [[] for _ in invokes]
-    for _ in range(runs):
-        for invoke, times in zip(invokes, spent):
+    for round_index in range(runs):
+        order = [(round_index + i) % len(invokes) for i in range(len(invokes))]
+        for i in order[::-1] if round_index % 2 else order:
             start = time.perf_counter()
-            invoke()
-            times.append(time.perf_counter() - start)
+            invokes[i]()
+            spent[i].append(time.perf_counter() - start)
     return [1000 * float(np.median(times)) for times in spent]
