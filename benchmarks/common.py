@@ -65,7 +65,7 @@ def timed_in_turns(variants, pixels, runs):
     """Median batch-1 ms of each (content, threads, interpreter options) variant, one invoke of each per
     round, so that load from elsewhere on a shared machine costs every variant alike. Each round starts
     one variant further on and every other round runs backwards: a variant's time must not depend on
-    which one ran just before it (one after TFLite's reference kernels ran up to 1.5x slower)."""
+    which one ran just before it."""
     from kconvnext.export import tflite
 
     invokes = []

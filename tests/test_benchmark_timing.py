@@ -1,9 +1,9 @@
-"""The benchmarks' interleaved timing: no variant may always run right after the same other one.
+"""The benchmarks' interleaved timing: no variant may always run right after the same other one, so
+that a slot's effect (caches, thread wake-up after another interpreter) is shared by all variants.
 
-int8_speed.py timed the same float32 layer 1.3-1.5x faster at 2 threads in one slot of its round than
-in the slot right after TFLite's reference kernels (benchmarks/results/int8_speed.json, 'xnnpack' vs
-'xnnpack_latest' fp32), while whole networks showed no difference between the two settings: the
-position in the round, not the variant, set the time.
+(Why it was checked: in int8_speed.py the same float32 layer measured 1.2-1.5x apart at 2 threads
+between two interpreter settings that whole networks showed equal. Rotating the rounds did not remove
+that gap, so it is not the slot; the 1-thread layer ratios are the steady figures.)
 """
 import numpy as np
 
