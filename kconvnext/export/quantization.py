@@ -6,13 +6,15 @@ Modes (TFLite):
   dynamic     int8 weights, float activations (dynamic-range).
   int8_full   full integer: int8 weights and activations, uint8 pixels in (calibrated).
   int8_mixed  int8 everywhere except the LayerNormalization layers, GELU, softmax and convs on
-              fewer than 8 channels (the stem's, on RGB), which stay float32. LayerNorm for accuracy: TFLite's quantization debugger
+              fewer than 8 channels (the stem's, on RGB), which stay float32. LayerNorm for
+              accuracy: TFLite's quantization debugger
               (tf.lite.experimental.QuantizationDebugger) showed its MEAN (of the
               variance), RSQRT and affine MULs losing 4-1000x the rounding error of
               every other op on ConvNeXt. GELU and softmax for speed (they quantize as
               well as a convolution does): XNNPACK has no int8 kernel for them, so in int8 each
               GELU splits the XNNPACK graph and runs in TFLite's reference kernel
-              (`tflite.delegation` reports it), while in float32 XNNPACK runs them.
+              (`tflite.delegation` reports it), while in float32 XNNPACK runs them. The stem
+              conv for speed too (FEW_CHANNELS below).
   int16x8     int16 activations, int8 weights (calibrated); no fast CPU kernels (see README).
   int8        the default: int8_mixed for any model with a layer int8_mixed keeps in float (all the
               shipped ones: every stem convolves RGB), else int8_full; from benchmarks/int8_speed.py.
