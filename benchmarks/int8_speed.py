@@ -35,6 +35,7 @@ import numpy as np
 
 from benchmarks.common import print_table, timed_in_turns, write_json
 from kconvnext import create_model
+from kconvnext.timing import cpu_flags
 from kconvnext.export import quantization, rewrites, tflite, validate
 
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
@@ -50,8 +51,7 @@ def cpu_facts(cpuinfo=Path("/proc/cpuinfo")):
     """Model name and the SIMD flags that decide XNNPACK's kernels, as this (virtual) machine shows them."""
     text = cpuinfo.read_text() if cpuinfo.exists() else ""
     model = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE)
-    present = set(flags.group(1).split()) if flags else set()
+    present = cpu_flags(cpuinfo)
     try:
         from importlib.metadata import version
 

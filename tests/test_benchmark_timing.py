@@ -40,3 +40,13 @@ def test_timed_in_turns_rotates_the_order_of_each_round(monkeypatch):
     assert {r[0] for r in rounds} == set(names)  # each variant leads some rounds
     predecessors = {name: {r[i - 1] for r in rounds for i in range(1, 3) if r[i] == name} for name in names}
     assert all(len(p) == 2 for p in predecessors.values()), predecessors
+
+
+def test_cpu_flags_read_the_flags_line_the_precision_choice_and_the_benchmarks_share(tmp_path):
+    from kconvnext.timing import cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx avx2 avx512_bf16\n\nprocessor\t: 1\n"
+                    "flags\t\t: fpu avx avx2 avx512_bf16\n")
+    assert cpu_flags(info) == {"fpu", "avx", "avx2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()

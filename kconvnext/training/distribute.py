@@ -93,12 +93,9 @@ def select_strategy(name="auto", cpu_devices=None):
 
 
 def _cpu_has_bf16():
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from kconvnext.timing import cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def resolve_precision(setting):
