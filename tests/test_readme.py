@@ -11,14 +11,18 @@ Each fenced block is preceded by a directive comment that says how it is checked
 - `needs-files`: Python or commands that read checkpoint files only the user has (no test can make a
   real-size official/timm/torchvision file without torch): each statement must stop with an error
   that names the missing file (a command: exit 2), the point where the user's file is needed.
-- `bash`: every `python cli.py ...` command runs in a subprocess in the chapter's work folder, in README
-  order, so later blocks read what earlier ones wrote (run folders, exports). `append="..."` adds
+- `bash`: every `python cli.py ...` command runs in the chapter's work folder, in README order, so later
+  blocks read what earlier ones wrote (run folders, exports): through the entry point `cli.py` calls,
+  in this test process, with the terminal's two streams captured as one (a fresh process per command
+  paid TensorFlow's import and AutoGraph's conversions again: ~10 s each, ~20 commands); `kconvnext
+  ...` (the console script pip installed) and the set-up block's main job run as processes, exactly as
+  typed. `append="..."` adds
   arguments to `train`/`compare`/`eval` commands so they finish in seconds on this CPU (fewer images,
   smaller images, smaller batches, one epoch); nothing else of the command changes.
 - `output`: the block is what `cmd="..."` prints: that command runs and every line of the block, digits
   masked and spaces collapsed, must start the matching output line, in order (`...` skips lines).
-- `tests`: the test commands: each collects tests (`--collect-only`), and a marker selection (`-m`)
-  keeps at least `min_share` of the suite.
+- `tests`: the test commands: each collects tests (`--collect-only`; all of them in one process, which
+  imports the test modules once), and a marker selection (`-m`) keeps at least `min_share` of the suite.
 - `setup`: the set-up lines; the install and test commands must be the ones `.ci/run` runs.
 - `serving`: the TF Serving container and curl: the container is a download (checked up to it): the
   mounted folder must hold a numbered SavedModel version, and the request body is sent to the
@@ -26,10 +30,17 @@ Each fenced block is preceded by a directive comment that says how it is checked
 
 The network is never reached: the weights presets the blocks name are served from a cache of random
 weights in the converted-weights format (the real load path after the first download), and every
-subprocess gets a proxy on a closed loopback port, so a download fails at once instead of reaching out.
+command gets a proxy on a closed loopback port, so a download fails at once instead of reaching out.
+
+What all chapters share is made once per suite run, by the first test process that needs it, the
+others waiting for it (`made_once`): that weights cache, and the run folder of the README's main job
+that the chapters after it read (copied into each chapter's folder; the first chapter still runs the
+main job itself, as a process).
 """
 import ast
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -37,6 +48,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 import pytest
@@ -123,12 +136,44 @@ def test_cli_commands_parse():
 
 # --- running the blocks ------------------------------------------------------------------------------------
 
+def made_once(tmp_path_factory, name, make):
+    """The folder `name`, made by `make(folder)` in the first test process of this run that asks for
+    it; the others wait on a lock and take it as made. pytest-xdist gives every process a base temp
+    folder of its own inside the run's one, which is where the shared folder goes."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (folder / ".made").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # (a process that failed half-way)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def weights_cache(tmp_path_factory):
-    """One cache of random preset weights per test process, shared by the chapters' folders."""
-    cache = tmp_path_factory.mktemp("readme-cache")
-    _random_weights_cache(cache)
-    return cache
+    """One cache of random preset weights for the run, shared by the chapters' folders."""
+    return made_once(tmp_path_factory, "readme-cache", _random_weights_cache)
+
+
+MAIN_JOB_RUN = Path("runs") / "catsdogs-convnext_t"  # where the README's main job writes
+
+
+@pytest.fixture(scope="session")
+def main_job_run(tmp_path_factory, shared_data, weights_cache):
+    """The run folder the README's first command (the main job) writes, made once for the chapters
+    that read it: they copy it into their own folder, as if they had run that command first."""
+    def make(folder):
+        kind, options, _, code, _ = readme_blocks()[0]
+        workspace = make_workspace(folder, shared_data, weights_cache)
+        [command] = [c for c in cli_commands(code) if " train " in c]
+        run_cli(command, workspace, options.get("append", ""))
+        assert (workspace["work"] / MAIN_JOB_RUN / "run.json").is_file(), f"the main job wrote no {MAIN_JOB_RUN}"
+
+    return made_once(tmp_path_factory, "readme-main-job", make) / "main" / MAIN_JOB_RUN
 
 
 def make_workspace(base, shared_data, cache):
@@ -177,7 +222,10 @@ def cli_arguments(command):
     return words[2:] if words[0] == "python" else words[1:]
 
 
-def run_cli(command, workspace, append="", expect=0):
+def run_cli(command, workspace, append="", expect=0, as_process=False):
+    """Run a documented command line in the workspace; its exit code must be `expect`; returns what
+    it printed (stdout and stderr as one stream, in the order a terminal shows them). `python cli.py`
+    runs in this process unless `as_process`; the `kconvnext` console script always as a process."""
     args = cli_arguments(command)
     if append and args[0] in ("train", "compare", "eval"):
         args += shlex.split(append)
@@ -186,15 +234,74 @@ def run_cli(command, workspace, append="", expect=0):
     if command.startswith("kconvnext "):  # the console script pip installed beside this Python
         script = Path(sys.executable).parent / "kconvnext"
         assert script.is_file(), f"the kconvnext console script is not installed beside {sys.executable}"
-        argv = [str(script), *args]
+        code, output = _run_process([str(script), *args], workspace)
+    elif as_process:
+        code, output = _run_process([sys.executable, "cli.py", *args], workspace)
     else:
-        argv = [sys.executable, "cli.py", *args]
+        code, output = _run_in_this_process(args, workspace)
+    assert code == expect, f"{command} exited {code} (expected {expect}):\n{output[-6000:]}"
+    return output
+
+
+def _run_process(argv, workspace):
     # One stream, unbuffered: the lines in the order a terminal shows them (stderr's notes among stdout's).
     result = subprocess.run(argv, cwd=workspace["work"], env={**workspace["env"], "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-    assert result.returncode == expect, (
-        f"{' '.join(argv[1:])} exited {result.returncode} (expected {expect}):\n{result.stdout[-6000:]}")
-    return result.stdout
+    return result.returncode, result.stdout
+
+
+def _run_in_this_process(args, workspace):
+    """cli.py's entry point in the workspace (folder and environment), with the exit code a process
+    would end with: what it returns, SystemExit's code, or 1 and the traceback."""
+    from kconvnext_cli import main
+
+    with _in_workspace(workspace), _terminal() as printed:
+        try:
+            code = main(args)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        except Exception:  # noqa: BLE001 (an uncaught error: what the process would print)
+            traceback.print_exc()
+            code = 1
+    return code, printed[0]
+
+
+@contextlib.contextmanager
+def _in_workspace(workspace):
+    cwd, env = os.getcwd(), dict(os.environ)
+    os.chdir(workspace["work"])
+    os.environ.update(workspace["env"])
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+
+
+@contextlib.contextmanager
+def _terminal():
+    """File descriptors 1 and 2 and sys.stdout / sys.stderr all write to one file, as a terminal
+    shows both streams in one (TensorFlow's C++ side writes to the descriptors); yields a list that
+    holds the text once the block ends."""
+    printed = []
+    streams, saved = (sys.stdout, sys.stderr), (os.dup(1), os.dup(2))
+    for stream in streams:
+        stream.flush()
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 1)
+        os.dup2(file.fileno(), 2)
+        sys.stdout = sys.stderr = open(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")
+        try:
+            yield printed
+        finally:
+            sys.stdout.close()
+            sys.stdout, sys.stderr = streams
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            file.seek(0)
+            printed.append(file.read().decode("utf-8", errors="replace"))
 
 
 def _masked(line):
@@ -218,10 +325,7 @@ def assert_output_matches(block, output, what):
 
 
 def run_python_block(code, workspace, line, namespace, needs_files=False):
-    cwd, env = os.getcwd(), dict(os.environ)
-    os.chdir(workspace["work"])
-    os.environ.update({k: v for k, v in workspace["env"].items() if k.startswith(("KCONVNEXT_", "HTTP", "http"))})
-    try:
+    with _in_workspace(workspace):
         for statement in ast.parse(code).body:
             compiled = compile(ast.Module([statement], []), f"README.md:{line + statement.lineno}", "exec")
             if not needs_files:
@@ -232,10 +336,6 @@ def run_python_block(code, workspace, line, namespace, needs_files=False):
                 exec(compiled, namespace)
             assert files and any(f in str(error.value) for f in files), (
                 f"README.md line {line + statement.lineno}: the error does not name the file: {error.value}")
-    finally:
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(env)
 
 
 def check_serving(code, workspace):
@@ -253,18 +353,33 @@ def check_serving(code, workspace):
     assert set(shown) == set(outputs), f"README shows {sorted(shown)}; the signature returns {sorted(outputs)}"
 
 
+COLLECT = r"""
+import json, sys
+import pytest
+for argv in json.loads(sys.argv[1]):
+    print("\n@@command", flush=True)
+    code = pytest.main(argv)
+    print(f"\n@@exit {int(code)}", flush=True)
+"""
+
+
 def check_test_commands(code, workspace, min_share):
     """Each `python -m pytest ...` line collects tests (run with --collect-only: running the suite
-    from inside it would recurse); a marker selection (-m) keeps at least min_share of the suite."""
+    from inside it would recurse), all in one process; a marker selection (-m) keeps at least
+    min_share of the suite."""
     commands = [line.split(" #", 1)[0].strip() for line in code.splitlines() if line.startswith("python -m pytest")]
     assert commands, "the block has no pytest command"
-    for command in commands:
-        argv = [sys.executable, *shlex.split(command)[1:], "--collect-only", "-n0", "-p", "no:cacheprovider"]  # the commands say -q
-        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        assert result.returncode == 0, f"{command}: exit {result.returncode}\n{result.stdout[-3000:]}"
-        counts = re.search(r"(\d+)(?:/(\d+))? tests? collected", result.stdout)
-        assert counts, f"{command}: collected nothing\n{result.stdout[-3000:]}"
+    argvs = [[*shlex.split(command)[3:], "--collect-only", "-n0", "-p", "no:cacheprovider"]  # the commands say -q
+             for command in commands]
+    result = subprocess.run([sys.executable, "-c", COLLECT, json.dumps(argvs)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    outputs = result.stdout.split("\n@@command\n")[1:]
+    assert result.returncode == 0 and len(outputs) == len(commands), f"exit {result.returncode}\n{result.stdout[-3000:]}"
+    for command, output in zip(commands, outputs):
+        exit_code = int(re.search(r"@@exit (\d+)", output).group(1))
+        assert exit_code == 0, f"{command}: exit {exit_code}\n{output[-3000:]}"
+        counts = re.search(r"(\d+)(?:/(\d+))? tests? collected", output)
+        assert counts, f"{command}: collected nothing\n{output[-3000:]}"
         selected, total = int(counts.group(1)), int(counts.group(2) or counts.group(1))
         if " -m " in command.split("pytest", 1)[1]:  # a marker selection: the working loop
             assert selected >= min_share * total, f"{command}: {selected} of {total} tests, under {min_share:.0%}"
@@ -293,9 +408,9 @@ def run_blocks(blocks, workspace):
             check_serving(code, workspace)
         elif kind == "tests":
             check_test_commands(code, workspace, float(options.get("min_share", 0)))
-        elif kind == "setup":
+        elif kind == "setup":  # the user's first commands, run as typed
             for command in cli_commands(code):
-                run_cli(command, workspace, options.get("append", ""))
+                run_cli(command, workspace, options.get("append", ""), as_process=True)
         else:
             pytest.fail(f"{where}: unknown directive {kind!r}")
 
@@ -303,18 +418,18 @@ def run_blocks(blocks, workspace):
 class ReadmeChapter:
     """The blocks under one `## ` heading, run top to bottom in a user's folder of their own, so the
     chapters run side by side (pytest-xdist hands each class to one process). A chapter that reads
-    what the README's first command wrote (runs/catsdogs-convnext_t) runs that set-up block first,
-    as the user has; everything else a chapter reads, its own blocks write."""
+    what the README's first command wrote (runs/catsdogs-convnext_t) starts with that run folder
+    (main_job_run), as the user has it; everything else a chapter reads, its own blocks write."""
     chapter = None
     after_main_job = False
 
     @pytest.mark.slow
-    def test_blocks_run(self, tmp_path_factory, shared_data, weights_cache):
+    def test_blocks_run(self, request, tmp_path_factory, shared_data, weights_cache):
         workspace = make_workspace(tmp_path_factory.mktemp("readme"), shared_data, weights_cache)
         blocks = [block for chapter, block in readme_blocks(chapters=True) if chapter == self.chapter]
         assert blocks, f"README.md has no blocks under '## {self.chapter}'"
         if self.after_main_job:
-            blocks = [readme_blocks()[0]] + blocks
+            shutil.copytree(request.getfixturevalue("main_job_run"), workspace["work"] / MAIN_JOB_RUN)
         run_blocks(blocks, workspace)
 
 
