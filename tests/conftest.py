@@ -9,6 +9,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KCONVNEXT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def jax_env(fast_compile=True):
+    """The environment of a child process on Keras' JAX backend (the backend is fixed at import).
+    fast_compile: XLA's CPU compiler at its lowest optimisation level. The tests' models are tiny, so
+    compiling (every eager op's kernel, every jitted step) is most of their time: the JAX model test
+    took 91 s, 59 s with it. Numerical comparisons with a reference keep the default compiler."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    if fast_compile:
+        env["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0",
+                                                  "--xla_llvm_disable_expensive_passes=true"]))
+    return env
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """The real data sets beside the checkout (../shared/data); tests never download."""

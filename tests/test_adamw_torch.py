@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import jax_env
 from kconvnext.training import RecipeAdamW
 
 FIXTURE = Path(__file__).parent / "fixtures" / "adamw_torch.npz"
@@ -142,7 +143,7 @@ def test_loss_scaled_mixed_precision_wrapper_keeps_torch_arithmetic(torch_run):
 def test_matches_torch_on_jax_too():
     """The same checks on the JAX backend (a child process: the backend is fixed at import)."""
     pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = jax_env(fast_compile=False)  # a numerical comparison
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import jax_env
 from kconvnext.data import AugmentConfig, load
 from kconvnext.data import scan as scan_module
 from kconvnext.data.pipeline import decode_file
@@ -427,7 +428,7 @@ def test_pipeline_runs_under_the_jax_backend(tmp_path):
         "assert x.shape == (4, 16, 16, 3) and 0 <= float(np.min(x)) and float(np.max(x)) <= 255\n"
         "print('ok')\n"
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "KCONVNEXT_CACHE_DIR": str(tmp_path / "cache"),
+    env = {**jax_env(), "KCONVNEXT_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from conftest import jax_env
+
 SCRIPT = r"""
 import json, numpy as np, keras, kconvnext
 assert keras.backend.backend() == "jax", keras.backend.backend()
@@ -37,7 +39,7 @@ print("RESULT" + json.dumps(out))
 @pytest.mark.slow
 def test_models_build_run_and_train_on_jax():
     pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = jax_env()
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -85,7 +87,7 @@ def test_trainer_runs_on_jax_without_tensorflow(tmp_path, cifar10_dir):
     """The path for a GPU machine that has JAX but no TensorFlow: the same `train` call, fed by
     keras.utils.PyDataset (kconvnext/data/portable.py), on real CIFAR-10 images."""
     pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = jax_env()
     proc = subprocess.run([sys.executable, "-c", TRAIN_WITHOUT_TF, str(cifar10_dir), str(tmp_path / "run")],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
