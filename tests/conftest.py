@@ -21,6 +21,18 @@ def jax_env(fast_compile=True):
     return env
 
 
+def pytest_collection_modifyitems(items):
+    """The modules / test classes holding a test marked `long` go first, in their own order:
+    pytest-xdist hands out whole modules and classes (--dist loadscope) in collection order, and a
+    chapter of README tests handed out last ran alone for its last 3 minutes while the other
+    process had nothing left (CI dry run: 22% of the CPU idle)."""
+    def scope(item):  # loadscope's unit: the node id without its last part
+        return item.nodeid.rsplit("::", 1)[0]
+
+    first = {scope(item) for item in items if item.get_closest_marker("long")}
+    items.sort(key=lambda item: scope(item) not in first)
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """The real data sets beside the checkout (../shared/data); tests never download."""

@@ -37,6 +37,7 @@ print("RESULT" + json.dumps(out))
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_models_build_run_and_train_on_jax():
     pytest.importorskip("jax")
     env = jax_env()

@@ -424,6 +424,7 @@ class ReadmeChapter:
     after_main_job = False
 
     @pytest.mark.slow
+    @pytest.mark.long
     def test_blocks_run(self, request, tmp_path_factory, shared_data, weights_cache):
         workspace = make_workspace(tmp_path_factory.mktemp("readme"), shared_data, weights_cache)
         blocks = [block for chapter, block in readme_blocks(chapters=True) if chapter == self.chapter]

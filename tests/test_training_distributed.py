@@ -66,6 +66,7 @@ def _run_workers(outputs, options=None, timeout=600):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_multi_worker_two_processes_agree_learn_and_resume_as_the_chief_decides(tmp_path):
     """Two local worker processes train one run (same weights and losses, the data split between
     them, only the chief writes); then both resume it, although only the chief's folder holds a
