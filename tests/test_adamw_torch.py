@@ -6,7 +6,6 @@ after. For a layer-scale gamma (1e-6, gradients near epsilon) Keras' steps are a
 for the first thousand steps, so a port of the recipe would train the residual branches slower.
 """
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -415,7 +415,6 @@ def test_wrong_data_dir_is_an_error_not_a_download(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_pipeline_runs_under_the_jax_backend(tmp_path):
     """The Keras augmentation layers run as TF ops inside tf.data whatever KERAS_BACKEND is."""
-    import os
     import subprocess
     import sys
     root = make_class_folders(tmp_path / "d", per_class=4)

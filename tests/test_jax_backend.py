@@ -1,6 +1,5 @@
 """The model code is backend-agnostic: build, run and train a small ConvNeXt and ResNeXt on JAX."""
 import json
-import os
 import subprocess
 import sys
 

@@ -16,7 +16,7 @@ Each fenced block is preceded by a directive comment that says how it is checked
   in this test process, with the terminal's two streams captured as one (a fresh process per command
   paid TensorFlow's import and AutoGraph's conversions again: ~10 s each, ~20 commands); `kconvnext
   ...` (the console script pip installed) and the set-up block's main job run as processes, exactly as
-  typed. `append="..."` adds
+  typed (the main job once for the suite: `main_job_run`). `append="..."` adds
   arguments to `train`/`compare`/`eval` commands so they finish in seconds on this CPU (fewer images,
   smaller images, smaller batches, one epoch); nothing else of the command changes.
 - `output`: the block is what `cmd="..."` prints: that command runs and every line of the block, digits
@@ -33,9 +33,9 @@ weights in the converted-weights format (the real load path after the first down
 command gets a proxy on a closed loopback port, so a download fails at once instead of reaching out.
 
 What all chapters share is made once per suite run, by the first test process that needs it, the
-others waiting for it (`made_once`): that weights cache, and the run folder of the README's main job
-that the chapters after it read (copied into each chapter's folder; the first chapter still runs the
-main job itself, as a process).
+others waiting for it (`made_once`): that weights cache, and the README's main job (the set-up
+block's `python cli.py train ...`, run as a process as typed), whose run folder is copied into the
+folder of the set-up block's chapter and of the chapters that read it.
 """
 import ast
 import base64
@@ -164,13 +164,15 @@ MAIN_JOB_RUN = Path("runs") / "catsdogs-convnext_t"  # where the README's main j
 
 @pytest.fixture(scope="session")
 def main_job_run(tmp_path_factory, shared_data, weights_cache):
-    """The run folder the README's first command (the main job) writes, made once for the chapters
-    that read it: they copy it into their own folder, as if they had run that command first."""
+    """The README's first command (the main job), run once for the suite as the user types it (a
+    process); its run folder, which the chapters copy into their own folder."""
     def make(folder):
-        kind, options, _, code, _ = readme_blocks()[0]
+        _, options, _, code, _ = readme_blocks()[0]
         workspace = make_workspace(folder, shared_data, weights_cache)
-        [command] = [c for c in cli_commands(code) if " train " in c]
-        run_cli(command, workspace, options.get("append", ""))
+        commands = cli_commands(code)
+        assert len(commands) == 1, f"the set-up block should hold one main job, not {commands}"
+        command = commands[0]
+        run_cli(command, workspace, options.get("append", ""), as_process=True)
         assert (workspace["work"] / MAIN_JOB_RUN / "run.json").is_file(), f"the main job wrote no {MAIN_JOB_RUN}"
 
     return made_once(tmp_path_factory, "readme-main-job", make) / "main" / MAIN_JOB_RUN
@@ -408,9 +410,8 @@ def run_blocks(blocks, workspace):
             check_serving(code, workspace)
         elif kind == "tests":
             check_test_commands(code, workspace, float(options.get("min_share", 0)))
-        elif kind == "setup":  # the user's first commands, run as typed
-            for command in cli_commands(code):
-                run_cli(command, workspace, options.get("append", ""), as_process=True)
+        elif kind == "setup":  # its main job ran as typed (main_job_run); its run folder is here
+            assert (workspace["work"] / MAIN_JOB_RUN / "run.json").is_file(), f"{where}: no {MAIN_JOB_RUN}"
         else:
             pytest.fail(f"{where}: unknown directive {kind!r}")
 
@@ -429,7 +430,7 @@ class ReadmeChapter:
         workspace = make_workspace(tmp_path_factory.mktemp("readme"), shared_data, weights_cache)
         blocks = [block for chapter, block in readme_blocks(chapters=True) if chapter == self.chapter]
         assert blocks, f"README.md has no blocks under '## {self.chapter}'"
-        if self.after_main_job:
+        if self.after_main_job or any(block[0] == "setup" for block in blocks):
             shutil.copytree(request.getfixturevalue("main_job_run"), workspace["work"] / MAIN_JOB_RUN)
         run_blocks(blocks, workspace)
 
