@@ -58,6 +58,14 @@ def save_model_atomic(model, path):
     _fsync_replace(tmp, path)
 
 
+def copy_file_atomic(source, path):
+    """A copy of `source` to a temporary file beside `path`, then renamed over it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.copyfile(source, tmp)
+    _fsync_replace(tmp, path)
+
+
 def write_text_atomic(path, text):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,12 @@ Each fenced block is preceded by a directive comment that says how it is checked
   paid TensorFlow's import and AutoGraph's conversions again: ~10 s each, ~20 commands); `kconvnext
   ...` (the console script pip installed) and the set-up block's main job run as processes, exactly as
   typed (the main job once for the suite: `main_job_run`). `append="..."` adds
-  arguments to `train`/`compare`/`eval` commands so they finish in seconds on this CPU (fewer images,
-  smaller images, smaller batches, one epoch); nothing else of the command changes.
+  arguments to `train`/`compare`/`eval`/`export` commands so they finish in seconds on this CPU (fewer
+  images, smaller images, smaller batches, one epoch); nothing else of the command changes.
 - `output`: the block is what `cmd="..."` prints: that command runs and every line of the block, digits
   masked and spaces collapsed, must start the matching output line, in order (`...` skips lines).
+  A `cmd` that an earlier block of the chapter ran with the same arguments (its `append` included) is
+  not run again: the block is checked against what that run printed, as the README shows it.
 - `tests`: the test commands: each collects tests (`--collect-only`; all of them in one process, which
   imports the test modules once), and a marker selection (`-m`) keeps at least `min_share` of the suite.
 - `setup`: the set-up lines; the install and test commands must be the ones `.ci/run` runs.
@@ -197,7 +199,7 @@ def make_workspace(base, shared_data, cache):
            "KCONVNEXT_DATA_DIR": str(shared_data), "KCONVNEXT_CACHE_DIR": str(cache),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
-    return {"work": work, "env": env, "weights": cache / "weights"}
+    return {"work": work, "env": env, "weights": cache / "weights", "printed": {}}
 
 
 def _random_weights_cache(root):
@@ -224,15 +226,21 @@ def cli_arguments(command):
     return words[2:] if words[0] == "python" else words[1:]
 
 
+def command_arguments(command, workspace, append=""):
+    """The arguments a documented command line runs with: `append` added where it applies, ~ expanded."""
+    args = cli_arguments(command)
+    if append and args[0] in ("train", "compare", "eval", "export"):
+        args += shlex.split(append)
+    home = workspace["env"]["HOME"]  # the user's shell expands ~ before the command sees it
+    return [home + a[1:] if a.startswith("~/") else a for a in args]
+
+
 def run_cli(command, workspace, append="", expect=0, as_process=False):
     """Run a documented command line in the workspace; its exit code must be `expect`; returns what
     it printed (stdout and stderr as one stream, in the order a terminal shows them). `python cli.py`
-    runs in this process unless `as_process`; the `kconvnext` console script always as a process."""
-    args = cli_arguments(command)
-    if append and args[0] in ("train", "compare", "eval"):
-        args += shlex.split(append)
-    home = workspace["env"]["HOME"]  # the user's shell expands ~ before the command sees it
-    args = [home + a[1:] if a.startswith("~/") else a for a in args]
+    runs in this process unless `as_process`; the `kconvnext` console script always as a process.
+    Each run's exit code and output are kept in workspace["printed"] under its program and arguments."""
+    args = command_arguments(command, workspace, append)
     if command.startswith("kconvnext "):  # the console script pip installed beside this Python
         script = Path(sys.executable).parent / "kconvnext"
         assert script.is_file(), f"the kconvnext console script is not installed beside {sys.executable}"
@@ -242,6 +250,7 @@ def run_cli(command, workspace, append="", expect=0, as_process=False):
     else:
         code, output = _run_in_this_process(args, workspace)
     assert code == expect, f"{command} exited {code} (expected {expect}):\n{output[-6000:]}"
+    workspace["printed"][(command.split()[0], *args)] = (code, output)
     return output
 
 
@@ -403,7 +412,13 @@ def run_blocks(blocks, workspace):
             for command in cli_commands(code):
                 run_cli(command, workspace, options.get("append", ""), int(options.get("expect", 0)))
         elif kind == "output":
-            output = run_cli(options["cmd"], workspace, expect=int(options.get("expect", 0)))
+            command, expect = options["cmd"], int(options.get("expect", 0))
+            earlier = workspace["printed"].get((command.split()[0], *command_arguments(command, workspace)))
+            if earlier:
+                assert earlier[0] == expect, f"{where}: {command} exited {earlier[0]} (expected {expect})"
+                output = earlier[1]
+            else:
+                output = run_cli(command, workspace, expect=expect)
             output = output.replace(str(workspace["weights"]), "~/.keras/kconvnext/weights")
             assert_output_matches(code, output, where)
         elif kind == "serving":

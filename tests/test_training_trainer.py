@@ -150,3 +150,28 @@ def test_finetune_recipe_starts_from_the_checkpoint(tmp_path, catsdogs_dir):
     assert 0 < moved < 0.01 * np.abs(start).max() + 1e-3
     scales = tuned.optimizer.lr_scales
     assert scales["head_fc"] == 1.0 and scales["stem"] < scales["stages_3_blocks_0"] < 1.0
+
+
+def test_a_best_epoch_of_raw_weights_copies_last_keras(tmp_path, monkeypatch):
+    """A new best on the raw weights is the model that last.keras has just saved: best.keras is a
+    copy of that file, not a second serialisation (319 MB for a ConvNeXt-T fine-tune with its
+    optimizer state); an EMA best is the EMA weights, saved on their own."""
+    from kconvnext.training import callbacks
+
+    saved = []
+    save = callbacks.save_model_atomic
+    monkeypatch.setattr(callbacks, "save_model_atomic", lambda model, path: (saved.append(path.name), save(model, path)))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    checkpoint = callbacks.RunCheckpoint(tmp_path, {})
+    checkpoint.set_model(model)
+    last, best = tmp_path / "checkpoints" / "last.keras", tmp_path / "checkpoints" / "best.keras"
+    checkpoint.on_epoch_end(0, {"val_accuracy": 0.5})
+    assert saved == ["last.keras"] and best.read_bytes() == last.read_bytes()
+    first_best = best.read_bytes()
+    model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)
+    checkpoint.on_epoch_end(1, {"val_accuracy": 0.4})  # worse: best.keras stays epoch 1's
+    assert saved == ["last.keras"] * 2 and best.read_bytes() == first_best != last.read_bytes()
+    reloaded = keras.models.load_model(best)
+    np.testing.assert_array_equal(reloaded.layers[0].kernel.numpy() + 1.0, model.layers[0].kernel.numpy())
+    assert checkpoint.state["best_epoch"] == 1 and checkpoint.state["completed_epochs"] == 2

@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from kconvnext.files import save_model_atomic
+from kconvnext.files import copy_file_atomic, save_model_atomic
 from kconvnext.run_folder import RunFolder
 from kconvnext.training.buffer_ema import model_buffers
 
@@ -189,12 +189,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         if candidates:
             value, which = max(candidates, key=lambda c: c[0])
             if self.state.get("best_accuracy") is None or value > self.state["best_accuracy"]:
-                if which == "ema":
+                if which == "raw":  # the model last.keras holds: a copy (no second serialisation)
+                    copy_file_atomic(self.last_path, self.best_path)
+                else:
                     _swap_ema(self.model)
-                try:
-                    save_model_atomic(self.model, self.best_path)
-                finally:
-                    if which == "ema":
+                    try:
+                        save_model_atomic(self.model, self.best_path)
+                    finally:
                         _swap_ema(self.model)
                 self.state.update(best_accuracy=float(value), best_epoch=epoch + 1, best_weights=which)
                 RunFolder(self.run_dir).write_state(self.state)

@@ -14,6 +14,7 @@ Layer-wise lr scales come from layer_decay.py and the EMA of BatchNorm statistic
 (BufferEMA, a mixin).
 """
 import math
+import types
 
 import keras
 from keras import ops
@@ -37,6 +38,7 @@ class RecipeAdamW(BufferEMA, keras.optimizers.AdamW):
         if self.no_weight_decay:
             self.exclude_from_weight_decay(var_names=self.no_weight_decay)
         self._init_buffer_ema()
+        self._terms = None  # _step_terms
 
     def build(self, variables):
         super().build(variables)
@@ -82,22 +84,55 @@ class RecipeAdamW(BufferEMA, keras.optimizers.AdamW):
         meaning (uncorrected averages), so checkpoints of either arithmetic load into the other.
         """
         index = self._get_variable_index(variable)
-        dtype = variable.dtype
-        lr = ops.cast(learning_rate, dtype)
-        if self._lr_scale_list[index] != 1.0:
-            lr = lr * self._lr_scale_list[index]
-        if self._decay_list[index]:
-            self.assign(variable, variable * (1 - lr * ops.cast(self.weight_decay, dtype)))
-        grad = ops.cast(gradient, dtype)
+        terms = self._step_terms(learning_rate, variable.dtype)
+        lr_over_correction_1, decay_factor = terms.scaled(self._lr_scale_list[index])
+        grad = ops.cast(gradient, variable.dtype)
         m, v = self._momentums[index], self._velocities[index]
-        beta_1, beta_2 = float(self.beta_1), float(self.beta_2)
-        self.assign_add(m, (grad - m) * (1 - beta_1))
-        self.assign(v, v * beta_2 + (1 - beta_2) * grad * grad)
+        m = m + (grad - m) * terms.one_minus_beta_1
+        v = v * terms.beta_2 + terms.one_minus_beta_2 * grad * grad
+        self.assign(self._momentums[index], m)
+        self.assign(self._velocities[index], v)
+        value = variable * decay_factor if self._decay_list[index] else variable
+        update = lr_over_correction_1 * (m / (ops.sqrt(v) / terms.sqrt_correction_2 + terms.epsilon))
+        self.assign(variable, value - update)
+
+    def apply(self, grads, trainable_variables=None):
+        """Keras' apply (every step comes through it: fit, apply_gradients, stateless_apply, a
+        LossScaleOptimizer's), with the shared terms of _step_terms made anew for each step."""
+        self._terms = None
+        try:
+            return super().apply(grads, trainable_variables)
+        finally:
+            self._terms = None
+
+    def _step_terms(self, learning_rate, dtype):
+        """What every variable's update in one step shares (the step's bias corrections, the lr at
+        each layer scale, the constants), built on the step's first variable and reused by the rest
+        of the step (apply): built per variable they were over half of the train step's graph, whose
+        building (tracing) is most of a short run's time."""
+        terms = self._terms
+        if terms is not None and terms.dtype == dtype:
+            return terms
+        lr = ops.cast(learning_rate, dtype)
         step = ops.cast(self.iterations + 1, dtype)
-        correction_1 = -ops.expm1(step * math.log(beta_1))
-        correction_2 = -ops.expm1(step * math.log(beta_2))
-        denominator = ops.sqrt(v) / ops.sqrt(correction_2) + self.epsilon
-        self.assign_sub(variable, (lr / correction_1) * (m / denominator))
+        correction_1 = -ops.expm1(step * math.log(float(self.beta_1)))
+        correction_2 = -ops.expm1(step * math.log(float(self.beta_2)))
+        weight_decay = ops.cast(self.weight_decay or 0.0, dtype)
+        scaled = {}
+
+        def at_scale(scale):  # (lr * scale / correction_1, 1 - lr * scale * wd)
+            if scale not in scaled:
+                lr_scaled = lr * scale if scale != 1.0 else lr
+                scaled[scale] = (lr_scaled / correction_1, 1 - lr_scaled * weight_decay)
+            return scaled[scale]
+
+        constant = lambda x: ops.convert_to_tensor(x, dtype)  # noqa: E731
+        self._terms = types.SimpleNamespace(  # a plain namespace: Keras tracks attributes it knows
+            dtype=dtype, scaled=at_scale,
+            sqrt_correction_2=ops.sqrt(correction_2), epsilon=constant(self.epsilon),
+            beta_2=constant(float(self.beta_2)), one_minus_beta_1=constant(1 - float(self.beta_1)),
+            one_minus_beta_2=constant(1 - float(self.beta_2)))
+        return self._terms
 
     def get_config(self):
         return {**super().get_config(), "no_weight_decay": self.no_weight_decay,
