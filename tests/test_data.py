@@ -270,6 +270,27 @@ def test_each_augmentation_keeps_shape_range_and_labels(clean, which):
         assert set(np.unique(y)) <= {0.0, 1.0}
 
 
+def test_pipelines_are_traced_without_autograph(clean, monkeypatch):
+    """tf.data runs every mapped function through AutoGraph, which rewrites the source of it and of
+    everything it calls: 12% of a short training command (RandAugment's ops, the crops, the
+    mixing). The pipeline's Python branches are on settings, never on tensors, so it needs none.
+    (TensorFlow's transpiler is watched: it is asked for every conversion, cached or not.)"""
+    from tensorflow.python.autograph.pyct import transpiler
+
+    converted = []
+    transform = transpiler.PyToPy.transform_function
+
+    def watched(self, fn, user_context):
+        converted.append(f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}")
+        return transform(self, fn, user_context)
+
+    monkeypatch.setattr(transpiler.PyToPy, "transform_function", watched)
+    bundle = load("folder", data_dir=clean, image_size=SIZE, batch_size=8, seed=1, validation_fraction=0.3,
+                  augment={"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "random_erasing": 0.25})
+    next(iter(bundle.train)), next(iter(bundle.validation))
+    assert not [name for name in converted if name.startswith("kconvnext")], converted
+
+
 @pytest.mark.slow
 def test_same_seed_same_batches_new_epoch_new_batches(clean):
     make = lambda seed: load("folder", data_dir=clean, image_size=SIZE, batch_size=8,  # noqa: E731

@@ -64,21 +64,35 @@ def test_resnet_layer_decay_groups_by_stage():
     assert scales["head_fc"] == 1.0
 
 
+def _apply_graph_op_types(**optimizer_args):
+    """The op types of one traced `apply` of RecipeAdamW on a small ConvNeXt's variables."""
+    import tensorflow as tf
+
+    model = tiny_convnext()
+    variables = model.trainable_variables
+    opt = RecipeAdamW(lr_scales=layer_decay_scales(model, "convnext_atto", 0.5), **optimizer_args)
+    opt.build(variables)
+    step = tf.function(lambda grads: opt.apply(grads, variables))
+    graph = step.get_concrete_function([tf.TensorSpec(v.shape, v.dtype) for v in variables]).graph
+    return [op.type for op in graph.get_operations()], variables
+
+
 def test_a_step_builds_what_all_variables_share_once():
     """Tracing the train step (building its graph in Python) is most of a short run's time, and the
     optimizer's ops were ~60% of that graph. The bias corrections, the step count, the (layer-scaled)
     learning rates and the constants are the same for every variable of a step: built once per step
     (per lr scale), and each variable's update reads each of its three slots once."""
-    import tensorflow as tf
-
-    model = tiny_convnext()
-    variables = model.trainable_variables
-    opt = RecipeAdamW(learning_rate=1e-3, weight_decay=0.05,
-                      lr_scales=layer_decay_scales(model, "convnext_atto", 0.5))
-    opt.build(variables)
-    step = tf.function(lambda grads: opt.apply(grads, variables))
-    graph = step.get_concrete_function([tf.TensorSpec(v.shape, v.dtype) for v in variables]).graph
-    kinds = [op.type for op in graph.get_operations()]
+    kinds, variables = _apply_graph_op_types(learning_rate=1e-3, weight_decay=0.05)
     assert kinds.count("Expm1") == 2, "the two bias corrections: once a step"
     assert kinds.count("Sqrt") == len(variables) + 1, "sqrt(v) per variable, sqrt(bias correction 2) once"
     assert len(kinds) <= 30 * len(variables), f"{len(kinds)} ops for {len(variables)} variables"  # was 47
+
+
+def test_the_ema_update_builds_the_step_momentum_once():
+    """Keras' weight EMA builds the step's momentum (0 on the first step, then ema_momentum) for
+    every variable: ~10 ops a variable, a quarter of a ConvNeXt train step's graph with the recipe's
+    EMA. Once a step here, then one multiply-add and assign per averaged variable."""
+    plain, variables = _apply_graph_op_types(learning_rate=1e-3, weight_decay=0.05)
+    kinds, _ = _apply_graph_op_types(learning_rate=1e-3, weight_decay=0.05, use_ema=True, ema_momentum=0.9)
+    assert kinds.count("NotEqual") == 1
+    assert len(kinds) - len(plain) <= 8 * len(variables), f"{len(kinds) - len(plain)} EMA ops, {len(variables)} variables"

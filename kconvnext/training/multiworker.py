@@ -51,7 +51,7 @@ _CHUNK = 1 << 23  # int64 words per collective (64 MiB): a large checkpoint goes
 def _from_replica_0(strategy, words):
     """`words` (int64 numpy) of global replica 0, the chief's first device, on every worker: an
     all-reduce sum to which every other replica adds zeros (exact for integers)."""
-    @tf.function
+    @tf.function(autograph=False)  # (Python branches on settings only; see data/pipeline.py)
     def reduce(x):
         def replica(x):
             ctx = tf.distribute.get_replica_context()
@@ -134,7 +134,7 @@ def make_train_step(model, strategy, label_smoothing):
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
         return loss, correct, tf.cast(tf.shape(labels)[0], tf.float32)
 
-    @tf.function
+    @tf.function(autograph=False)  # (Python branches on settings only; see data/pipeline.py)
     def train_step(iterator):
         loss, correct, count = strategy.run(replica_step, args=next(iterator))
         total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
