@@ -476,6 +476,17 @@ class TestReadmeExport(ReadmeChapter):
     after_main_job = True  # exports runs/catsdogs-convnext_t
 
 
+def test_an_output_block_of_a_command_already_run_checks_what_it_printed(tmp_path):
+    """The chapter ran the command (a bash block, its `append` included): the output block reads
+    that run's output instead of training again (the Training chapter ran its scratch run twice)."""
+    workspace = {"work": tmp_path, "env": {"HOME": str(tmp_path)}, "weights": tmp_path / "weights", "printed": {}}
+    command = "python cli.py train nosuchdata convnext_atto --epochs 1"  # run again, it would exit 2
+    workspace["printed"][("python", *command_arguments(command, workspace))] = (0, "model convnext_atto\nfinished 1 epoch(s)\n")
+    run_blocks([("output", {"cmd": command}, "", "model     convnext_atto\n...\nfinished 3 epoch(s)", 1)], workspace)
+    with pytest.raises(AssertionError, match="not found"):
+        run_blocks([("output", {"cmd": command}, "", "model     resnet18", 1)], workspace)
+
+
 def test_every_chapter_with_blocks_is_run():
     chapters = {chapter for chapter, _ in readme_blocks(chapters=True)}
     run = {c.chapter for c in ReadmeChapter.__subclasses__()}
