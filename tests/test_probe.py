@@ -52,11 +52,16 @@ def backbone_calls(monkeypatch):
 
 @pytest.mark.slow
 def test_probe_runs_backbone_once_per_image_and_saves_features_to_head(
-        preset, backbone_calls, catsdogs_dir, tmp_path):
+        preset, backbone_calls, catsdogs_dir, tmp_path, monkeypatch):
     run = tmp_path / "run"
+    saves, save = [], probe.save_model_atomic
+    monkeypatch.setattr(probe, "save_model_atomic", lambda model, path: (saves.append(path.name), save(model, path)))
     result = kconvnext.train("catsdogs", "convnext_atto", data_dir=str(catsdogs_dir), output=run,
                              verbose=0, overrides=PROBE)
     assert sum(backbone_calls) == 24 + 24  # every train and validation image, once
+    # best.keras (no selection: the last epoch) is a copy of last.keras, not a second save (107 MB at ConvNeXt-T)
+    assert saves == ["last.keras"]
+    assert (run / "checkpoints" / "best.keras").read_bytes() == (run / "checkpoints" / "last.keras").read_bytes()
     history = result.history
     assert len(history) == 40 and history[-1]["loss"] < history[0]["loss"]
 
