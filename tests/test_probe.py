@@ -17,6 +17,7 @@ from kconvnext.training import probe
 from kconvnext.training.evaluate import evaluate
 from kconvnext.weights import WeightsUnavailableError, register_preset
 from kconvnext.weights.presets import unregister_preset
+from training_helpers import count_model_saves
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 ARCH = {"depths": [1, 1, 2, 1], "dims": [16, 32, 48, 64]}  # the timm parity fixture's ConvNeXt
@@ -54,8 +55,7 @@ def backbone_calls(monkeypatch):
 def test_probe_runs_backbone_once_per_image_and_saves_features_to_head(
         preset, backbone_calls, catsdogs_dir, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    saves, save = [], probe.save_model_atomic
-    monkeypatch.setattr(probe, "save_model_atomic", lambda model, path: (saves.append(path.name), save(model, path)))
+    saves = count_model_saves(monkeypatch, probe)
     result = kconvnext.train("catsdogs", "convnext_atto", data_dir=str(catsdogs_dir), output=run,
                              verbose=0, overrides=PROBE)
     assert sum(backbone_calls) == 24 + 24  # every train and validation image, once

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kconvnext.training import TrainingDiverged, train
-from training_helpers import synthetic_bundle, tiny_run
+from training_helpers import count_model_saves, synthetic_bundle, tiny_run
 
 def run(tmp_path, name="run", **kwargs):
     return tiny_run(tmp_path / name, **kwargs)
@@ -158,9 +158,7 @@ def test_a_best_epoch_of_raw_weights_copies_last_keras(tmp_path, monkeypatch):
     optimizer state); an EMA best is the EMA weights, saved on their own."""
     from kconvnext.training import callbacks
 
-    saved = []
-    save = callbacks.save_model_atomic
-    monkeypatch.setattr(callbacks, "save_model_atomic", lambda model, path: (saved.append(path.name), save(model, path)))
+    saved = count_model_saves(monkeypatch, callbacks)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
     checkpoint = callbacks.RunCheckpoint(tmp_path, {})

@@ -1,4 +1,5 @@
-"""In-memory DataBundle stand-ins (same contract as kconvnext.data) for fast trainer tests."""
+"""In-memory DataBundle stand-ins (same contract as kconvnext.data) for fast trainer tests, the tiny
+training call, and a counter of checkpoint saves."""
 import types
 
 import numpy as np
@@ -43,3 +44,11 @@ def tiny_run(output, **kwargs):
     args.setdefault("verbose", 0)
     return train("catsdogs", "convnext_atto", recipe="catsdogs_convnext_scratch", data=data,
                  output=output, overrides=TINY, **args)
+
+
+def count_model_saves(monkeypatch, module):
+    """The file names `module.save_model_atomic` writes from now on (it still writes them): a
+    checkpoint that should be a copy of another must not be serialised again."""
+    names, save = [], module.save_model_atomic
+    monkeypatch.setattr(module, "save_model_atomic", lambda model, path: (names.append(path.name), save(model, path)))
+    return names

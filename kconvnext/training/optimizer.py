@@ -87,11 +87,11 @@ class RecipeAdamW(BufferEMA, keras.optimizers.AdamW):
         terms = self._step_terms(learning_rate, variable.dtype)
         lr_over_correction_1, decay_factor = terms.scaled(self._lr_scale_list[index])
         grad = ops.cast(gradient, variable.dtype)
-        m, v = self._momentums[index], self._velocities[index]
-        m = m + (grad - m) * terms.one_minus_beta_1
-        v = v * terms.beta_2 + terms.one_minus_beta_2 * grad * grad
-        self.assign(self._momentums[index], m)
-        self.assign(self._velocities[index], v)
+        m_slot, v_slot = self._momentums[index], self._velocities[index]
+        m = m_slot + (grad - m_slot) * terms.one_minus_beta_1
+        v = v_slot * terms.beta_2 + terms.one_minus_beta_2 * grad * grad
+        self.assign(m_slot, m)
+        self.assign(v_slot, v)
         value = variable * decay_factor if self._decay_list[index] else variable
         update = lr_over_correction_1 * (m / (ops.sqrt(v) / terms.sqrt_correction_2 + terms.epsilon))
         self.assign(variable, value - update)
