@@ -27,7 +27,7 @@ setup(
     # Recipes are data users read and edit at the top of the repo; regular installs get a copy.
     data_files=[("share/kconvnext/recipes", sorted(glob.glob("recipes/*.yaml")))],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "jax[cpu]>=0.4.30"],
+        "test": ["pytest>=8", "pytest-xdist>=3.8", "jax[cpu]>=0.4.30"],
     },
     entry_points={"console_scripts": ["kconvnext=kconvnext_cli:main"]},
 )

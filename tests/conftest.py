@@ -22,15 +22,17 @@ def jax_env(fast_compile=True):
 
 
 def pytest_collection_modifyitems(items):
-    """The modules / test classes holding a test marked `long` go first, in their own order:
-    pytest-xdist hands out whole modules and classes (--dist loadscope) in collection order, and a
-    chapter of README tests handed out last ran alone for its last 3 minutes while the other
-    process had nothing left (CI dry run: 22% of the CPU idle)."""
+    """The modules / test classes holding a test marked `long` go first, then those holding a `slow`
+    test, and the fast ones last, each group in collection order: pytest-xdist hands out whole
+    modules and classes (--dist loadscope --no-loadscope-reorder) in this order, so the long work
+    starts early and small pieces end the run, keeping both processes busy to the end (a README
+    chapter handed out last ran alone for its last minutes: CI dry runs, 22% of the CPU idle)."""
     def scope(item):  # loadscope's unit: the node id without its last part
         return item.nodeid.rsplit("::", 1)[0]
 
-    first = {scope(item) for item in items if item.get_closest_marker("long")}
-    items.sort(key=lambda item: scope(item) not in first)
+    long = {scope(item) for item in items if item.get_closest_marker("long")}
+    slow = {scope(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (scope(item) not in long, scope(item) not in slow))
 
 
 @pytest.fixture(scope="session")
