@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+import suite_schedule
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,18 +23,27 @@ def jax_env(fast_compile=True):
     return env
 
 
-def pytest_collection_modifyitems(items):
-    """The modules / test classes holding a test marked `long` go first, then those holding a `slow`
-    test, and the fast ones last, each group in collection order: pytest-xdist hands out whole
-    modules and classes (--dist loadscope --no-loadscope-reorder) in this order, so the long work
-    starts early and small pieces end the run, keeping both processes busy to the end (a README
-    chapter handed out last ran alone for its last minutes: CI dry runs, 22% of the CPU idle)."""
-    def scope(item):  # loadscope's unit: the node id without its last part
-        return item.nodeid.rsplit("::", 1)[0]
+def pytest_addoption(parser):
+    parser.addoption("--store-durations", action="store_true",
+                     help="write each module's / test class's time in this run to tests/durations.json "
+                          "(the order the processes are handed work in: tests/suite_schedule.py)")
 
-    long = {scope(item) for item in items if item.get_closest_marker("long")}
-    slow = {scope(item) for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: (scope(item) not in long, scope(item) not in slow))
+
+def pytest_collection_modifyitems(items):
+    suite_schedule.longest_first(items, suite_schedule.stored_durations())
+
+
+_SCOPE_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):
+    suite_schedule.add_report(_SCOPE_SECONDS, report)
+
+
+def pytest_sessionfinish(session):
+    is_worker = hasattr(session.config, "workerinput")  # the controller gets every worker's reports
+    if session.config.getoption("store_durations") and not is_worker:
+        suite_schedule.store_durations(_SCOPE_SECONDS)
 
 
 @pytest.fixture(scope="session")

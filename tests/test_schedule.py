@@ -5,6 +5,7 @@ The suite's wall time is the busier process's: a long scope handed out last runs
 from types import SimpleNamespace
 
 import pytest
+import suite_schedule
 
 loadscope = pytest.importorskip("xdist.scheduler.loadscope")
 
@@ -37,30 +38,46 @@ def _handed_out_first(config, nodeids, monkeypatch, processes=2):
     return [nodeids[worker.sent[0]] for worker in workers]
 
 
-def test_long_scopes_are_handed_out_first(request, monkeypatch):
+def test_xdist_hands_out_the_scopes_in_the_suites_order(request, monkeypatch):
     """xdist >= 3.5 sorts loadscope's scopes by their number of tests unless told not to, which put
     the README chapters (one test each, a minute or two) last: the Transfer and Training chapters ran
-    alone for the last 67 s of a 721 s run. The suite's order (tests/conftest.py) must hold."""
-    items = request.session.items
-    long = [item.nodeid for item in items if item.get_closest_marker("long")]
-    if not long:
-        pytest.skip("no test marked long in this selection")
+    alone for the last 67 s of a 721 s run. On this suite's configuration, xdist's own scheduler hands
+    out the longest scopes first."""
+    items = [_item(f"tests/test_many.py::test_{i}") for i in range(10)]
+    items += [_item(f"tests/test_mid.py::test_{i}", "slow") for i in range(3)]
+    items += [_item("tests/test_readme.py::Chapter::test_blocks_run", "slow", "long")]
+    suite_schedule.longest_first(items, {"tests/test_many.py": 5.0, "tests/test_mid.py": 50.0,
+                                         "tests/test_readme.py::Chapter": 100.0})
     first = _handed_out_first(request.config, [item.nodeid for item in items], monkeypatch)
-    assert all(nodeid in long for nodeid in first[:len(long)]), first
+    assert first == ["tests/test_readme.py::Chapter::test_blocks_run", "tests/test_mid.py::test_0"]
 
 
-def test_the_fast_scopes_come_last():
-    """After the long scopes, the ones holding a slow test; the scopes of fast tests end the run,
-    where small pieces of work keep both processes busy to the end."""
-    import conftest
+def _item(nodeid, *marks):
+    return SimpleNamespace(nodeid=nodeid, get_closest_marker=lambda name: name if name in marks else None)
 
-    def item(nodeid, *marks):
-        return SimpleNamespace(nodeid=nodeid, get_closest_marker=lambda name: name if name in marks else None)
 
-    items = [item("tests/test_a.py::test_fast"), item("tests/test_b.py::test_slow", "slow"),
-             item("tests/test_b.py::test_fast"), item("tests/test_c.py::Chapter::test_run", "slow", "long"),
-             item("tests/test_d.py::test_fast")]
-    conftest.pytest_collection_modifyitems(items)
+def test_scopes_go_longest_first_by_their_measured_time_else_by_their_marks():
+    """A module's tests stay together and in order; a scope tests/durations.json does not know yet
+    (a new module) is estimated from its marks: a long test a minute, a slow one 8 s."""
+    items = [_item("tests/test_a.py::test_fast"), _item("tests/test_b.py::test_slow", "slow"),
+             _item("tests/test_b.py::test_fast"), _item("tests/test_c.py::Chapter::test_run", "slow", "long"),
+             _item("tests/test_d.py::test_fast"), _item("tests/test_new.py::test_slow", "slow")]
+    suite_schedule.longest_first(items, {"tests/test_a.py": 2.0, "tests/test_b.py": 90.0,
+                                         "tests/test_c.py::Chapter": 45.0, "tests/test_d.py": 0.5})
     assert [i.nodeid for i in items] == [
-        "tests/test_c.py::Chapter::test_run", "tests/test_b.py::test_slow", "tests/test_b.py::test_fast",
-        "tests/test_a.py::test_fast", "tests/test_d.py::test_fast"]
+        "tests/test_b.py::test_slow", "tests/test_b.py::test_fast", "tests/test_c.py::Chapter::test_run",
+        "tests/test_new.py::test_slow", "tests/test_a.py::test_fast", "tests/test_d.py::test_fast"]
+
+
+def test_stored_durations_sum_a_scopes_phases_and_keep_what_this_run_did_not_measure(tmp_path):
+    (tmp_path / "tests").mkdir()
+    for name in ("test_a.py", "test_b.py"):
+        (tmp_path / "tests" / name).touch()
+    path = tmp_path / "tests" / "durations.json"
+    path.write_text('{"tests/test_a.py::Chapter": 30.0, "tests/test_b.py": 5.0, "tests/test_gone.py": 9.0}')
+    totals = {}
+    for nodeid, seconds in [("tests/test_b.py::test_x", 1.25), ("tests/test_b.py::test_x", 0.5),
+                            ("tests/test_b.py::test_y", 2.0)]:
+        suite_schedule.add_report(totals, SimpleNamespace(nodeid=nodeid, duration=seconds))
+    suite_schedule.store_durations(totals, path)
+    assert suite_schedule.stored_durations(path) == {"tests/test_a.py::Chapter": 30.0, "tests/test_b.py": 3.8}
