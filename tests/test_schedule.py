@@ -69,7 +69,7 @@ def test_scopes_go_longest_first_by_their_measured_time_else_by_their_marks():
         "tests/test_new.py::test_slow", "tests/test_a.py::test_fast", "tests/test_d.py::test_fast"]
 
 
-def test_stored_durations_sum_a_scopes_phases_and_keep_what_this_run_did_not_measure(tmp_path):
+def test_stored_durations_sum_a_scopes_phases_keep_the_others_and_drop_gone_modules(tmp_path):
     (tmp_path / "tests").mkdir()
     for name in ("test_a.py", "test_b.py"):
         (tmp_path / "tests" / name).touch()
