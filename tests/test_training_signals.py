@@ -12,7 +12,7 @@ import keras
 import pytest
 
 from kconvnext.training.signals import Terminated, sigterm_as_interrupt
-from test_cli_train import TINY, cli, env
+from test_cli_train import TINY, cli, env, main
 from test_training_trainer import run
 
 
@@ -94,7 +94,7 @@ def test_the_cli_test_waits_for_the_measured_estimate_not_the_summary_line():
 
 
 @pytest.mark.slow
-def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path, catsdogs_dir):
+def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path, catsdogs_dir, capsys):
     run_dir = tmp_path / "run"
     # 96 images (86 to train on) at batch 8: 10 steps an epoch, the time estimate is printed after the 7th.
     argv = cli("train", "catsdogs", "convnext_atto", "--data-dir", catsdogs_dir, "--output", run_dir,
@@ -117,8 +117,8 @@ def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path
     steps = json.loads((run_dir / "run.json").read_text())["steps_per_epoch"]
     assert state["interrupted_at"]["optimizer_steps"] == state.get("completed_epochs", 0) * steps + \
         state["interrupted_at"]["batches"] < 2 * steps  # stopped at a batch end, position recorded exactly
-    again = subprocess.run(argv, env=env(), capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = main(argv[2:])  # the same command, in this process (only the signal needs one of its own)
+    assert again == 0, capsys.readouterr().err[-3000:]
     final = json.loads((run_dir / "state.json").read_text())
     assert final["completed_epochs"] == 2 and "interrupted" not in final
     import kconvnext.training  # noqa: F401  (registers RecipeAdamW for load_model)
