@@ -157,13 +157,8 @@ def test_a_model_that_answers_one_class_gets_a_warning(tmp_path, trained_run):
 
 @pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint(tmp_path):
-    class Interrupt(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if batch == 1:
-                raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, epochs=2, callbacks=[Interrupt()])
+    with pytest.raises(KeyboardInterrupt):  # in the first epoch: no checkpoint exists yet
+        run(tmp_path, epochs=2, callbacks=[InterruptAt(epoch=1, batch=2)])
     state = json.loads((tmp_path / "run/state.json").read_text())
     assert state["interrupted"] and (tmp_path / "run/checkpoints/last.keras").is_file()
     assert int(keras.models.load_model(tmp_path / "run/checkpoints/last.keras").optimizer.iterations) == 2
