@@ -1,5 +1,6 @@
 """The trainer on small in-memory data: run folder contents, exact resume, NaN handling."""
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -121,17 +122,17 @@ def test_resume_with_a_different_recipe_is_refused(trained_run):
 
 
 @pytest.mark.slow
-def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
-    run(tmp_path, epochs=1)
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, trained_run):
+    shutil.copytree(trained_run.result.run_dir, tmp_path / "run")  # 3 good epochs, then one more:
     good = [np.array(w) for w in keras.models.load_model(tmp_path / "run/checkpoints/last.keras").get_weights()]
     poisoned = synthetic_bundle()
     poisoned.train = poisoned.train.map(lambda x, y: (x * np.float32("nan"), y))
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1.*kept.*last\.keras \(epoch 1\)"):
-        run(tmp_path, epochs=2, data=poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 4, step 1.*kept.*last\.keras \(epoch 3\)"):
+        run(tmp_path, epochs=4, data=poisoned)
     kept = keras.models.load_model(tmp_path / "run/checkpoints/last.keras").get_weights()
     for a, b in zip(good, kept):
         np.testing.assert_array_equal(a, b)
-    assert json.loads((tmp_path / "run/state.json").read_text())["completed_epochs"] == 1
+    assert json.loads((tmp_path / "run/state.json").read_text())["completed_epochs"] == 3
 
 
 @pytest.mark.slow
