@@ -172,6 +172,23 @@ def _tiny_model():
     return build_convnext((1,), (8,), num_classes=2, input_shape=(32, 32, 3), small_input=True, name="m")
 
 
+def test_saved_model_traces_the_model_for_one_signature_only(tmp_path, catsdogs_dir):
+    """serving_default decodes bytes and then runs serving_pixels' concrete function, and the model
+    is not walked for lookup tables: the model is traced for serving_pixels only (twice: TensorFlow
+    traces a new tf.function's first concrete function twice). It was traced 5 times; ConvNeXt-T's
+    SavedModel took 7.0 s to write, 4.05 s now."""
+    model, calls = _tiny_model(), []
+    call = model.call
+    model.call = lambda *args, **kwargs: (calls.append(1), call(*args, **kwargs))[1]
+    sm.write_saved_model(model, tmp_path / "1", class_names=CLASSES, image_size=32, crop_ratio=0.875)
+    assert len(calls) <= 2
+    images = validate.folder_images(catsdogs_dir / "validation", 2)
+    pixels = validate.preprocess_all(images.encoded, 32, 0.875)
+    by_bytes, by_pixels = sm.run_signatures(tmp_path / "1", images.encoded, pixels)
+    np.testing.assert_allclose(by_bytes["probabilities"], validate.keras_probabilities(model, pixels), atol=1e-5)
+    np.testing.assert_allclose(by_pixels["probabilities"], by_bytes["probabilities"], atol=1e-6)
+
+
 def test_tflite_runs_on_every_core_unless_told(monkeypatch):
     """The Runner (export checks, eval/predict of .tflite, the benchmarks) gave the interpreter no
     thread count, and LiteRT then runs XNNPACK on one thread: ResNet-50 int8 took 152 ms instead of

@@ -30,6 +30,13 @@ def write_saved_model(model, path, *, class_names, image_size, crop_ratio, metad
     """Write `model` (logits out, [0, 255] pixels in) as a SavedModel at `path` (a version folder)."""
     names = tf.constant(list(class_names), dtype=tf.string)
 
+    # The model is traced once: the bytes signature calls the pixels signature's concrete function
+    # (calling the tf.function inside another graph would trace it again), and the model is not
+    # `track`ed (ExportArchive finds the variables in the endpoints; tracking only adds a walk for
+    # lookup tables, which traces the model's default save signature too). ConvNeXt-T: 5 traces ->
+    # 2 (TensorFlow traces a new tf.function's first concrete function twice), 7.0 -> 4.05 s.
+    @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")],
+                 autograph=False)
     def outputs(pixels):
         probs = tf.nn.softmax(tf.cast(model(pixels, training=False), tf.float32), axis=-1)
         index = tf.argmax(probs, axis=-1, output_type=tf.int64)
@@ -40,19 +47,17 @@ def write_saved_model(model, path, *, class_names, image_size, crop_ratio, metad
             "class_names": tf.tile(names[tf.newaxis, :], [tf.shape(probs)[0], 1]),
         }
 
+    from_pixels = outputs.get_concrete_function()
+
     def from_bytes(image_bytes):
-        return outputs(preprocess_batch(image_bytes, image_size, crop_ratio))
+        return from_pixels(preprocess_batch(image_bytes, image_size, crop_ratio))
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
     archive.add_endpoint(
         DEFAULT_SIGNATURE, from_bytes,
         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
     )
-    archive.add_endpoint(
-        PIXELS_SIGNATURE, outputs,
-        input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")],
-    )
+    archive.add_endpoint(PIXELS_SIGNATURE, outputs)
     with tempfile.TemporaryDirectory(prefix="kconvnext-labels-") as tmp:
         labels = Path(tmp) / LABELS_FILE
         labels.write_text(labels_text(class_names), encoding="utf-8")
