@@ -164,17 +164,22 @@ def weights_cache(tmp_path_factory):
 MAIN_JOB_RUN = Path("runs") / "catsdogs-convnext_t"  # where the README's main job writes
 
 
+def main_job_command():
+    """(command line, append) of the README's first command, the main job."""
+    _, options, _, code, _ = readme_blocks()[0]
+    commands = cli_commands(code)
+    assert len(commands) == 1, f"the set-up block should hold one main job, not {commands}"
+    return commands[0], options.get("append", "")
+
+
 @pytest.fixture(scope="session")
 def main_job_run(tmp_path_factory, shared_data, weights_cache):
     """The README's first command (the main job), run once for the suite as the user types it (a
     process); its run folder, which the chapters copy into their own folder."""
     def make(folder):
-        _, options, _, code, _ = readme_blocks()[0]
         workspace = make_workspace(folder, shared_data, weights_cache)
-        commands = cli_commands(code)
-        assert len(commands) == 1, f"the set-up block should hold one main job, not {commands}"
-        command = commands[0]
-        run_cli(command, workspace, options.get("append", ""), as_process=True)
+        command, append = main_job_command()
+        run_cli(command, workspace, append, as_process=True)
         assert (workspace["work"] / MAIN_JOB_RUN / "run.json").is_file(), f"the main job wrote no {MAIN_JOB_RUN}"
 
     return made_once(tmp_path_factory, "readme-main-job", make) / "main" / MAIN_JOB_RUN
@@ -199,7 +204,7 @@ def make_workspace(base, shared_data, cache):
            "KCONVNEXT_DATA_DIR": str(shared_data), "KCONVNEXT_CACHE_DIR": str(cache),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"}
-    return {"work": work, "env": env, "weights": cache / "weights", "printed": {}}
+    return {"work": work, "env": env, "weights": cache / "weights", "printed": {}, "ran_before": set()}
 
 
 def _random_weights_cache(root):
@@ -410,7 +415,10 @@ def run_blocks(blocks, workspace):
             run_python_block(code, workspace, line, namespace, needs_files=kind == "needs-files")
         elif kind == "bash":
             for command in cli_commands(code):
-                run_cli(command, workspace, options.get("append", ""), int(options.get("expect", 0)))
+                append = options.get("append", "")
+                if (command.split()[0], *command_arguments(command, workspace, append)) in workspace["ran_before"]:
+                    continue  # the user ran it before this chapter (the main job): its run folder is here
+                run_cli(command, workspace, append, int(options.get("expect", 0)))
         elif kind == "output":
             command, expect = options["cmd"], int(options.get("expect", 0))
             earlier = workspace["printed"].get((command.split()[0], *command_arguments(command, workspace)))
@@ -447,6 +455,8 @@ class ReadmeChapter:
         assert blocks, f"README.md has no blocks under '## {self.chapter}'"
         if self.after_main_job or any(block[0] == "setup" for block in blocks):
             shutil.copytree(request.getfixturevalue("main_job_run"), workspace["work"] / MAIN_JOB_RUN)
+            command, append = main_job_command()
+            workspace["ran_before"].add((command.split()[0], *command_arguments(command, workspace, append)))
         run_blocks(blocks, workspace)
 
 
@@ -460,6 +470,7 @@ class TestReadmeTour(ReadmeChapter):
 
 class TestReadmeTransferLearning(ReadmeChapter):
     chapter = "Transfer learning (the main job)"
+    after_main_job = True  # its first command is the main job, which the user ran at set-up
 
 
 class TestReadmeTraining(ReadmeChapter):
@@ -479,12 +490,25 @@ class TestReadmeExport(ReadmeChapter):
 def test_an_output_block_of_a_command_already_run_checks_what_it_printed(tmp_path):
     """The chapter ran the command (a bash block, its `append` included): the output block reads
     that run's output instead of training again (the Training chapter ran its scratch run twice)."""
-    workspace = {"work": tmp_path, "env": {"HOME": str(tmp_path)}, "weights": tmp_path / "weights", "printed": {}}
+    workspace = {"work": tmp_path, "env": {"HOME": str(tmp_path)}, "weights": tmp_path / "weights", "printed": {},
+                 "ran_before": set()}
     command = "python cli.py train nosuchdata convnext_atto --epochs 1"  # run again, it would exit 2
     workspace["printed"][("python", *command_arguments(command, workspace))] = (0, "model convnext_atto\nfinished 1 epoch(s)\n")
     run_blocks([("output", {"cmd": command}, "", "model     convnext_atto\n...\nfinished 3 epoch(s)", 1)], workspace)
     with pytest.raises(AssertionError, match="not found"):
         run_blocks([("output", {"cmd": command}, "", "model     resnet18", 1)], workspace)
+
+
+def test_a_command_the_user_ran_before_the_chapter_is_not_run_again(tmp_path):
+    """The Transfer chapter starts with the main job, which the set-up ran (main_job_run): its run
+    folder is copied in and the command is not trained again; any other command runs."""
+    workspace = {"work": tmp_path, "env": {"HOME": str(tmp_path)}, "weights": tmp_path / "weights", "printed": {},
+                 "ran_before": set()}
+    command = "python cli.py train nosuchdata convnext_atto"  # run, it exits 2
+    workspace["ran_before"].add(("python", *command_arguments(command, workspace, "--epochs 1")))
+    run_blocks([("bash", {"append": "--epochs 1"}, "bash", command, 1)], workspace)
+    with pytest.raises(AssertionError, match="exited 2"):
+        run_blocks([("bash", {"append": "--epochs 2"}, "bash", command, 1)], workspace)
 
 
 def test_every_chapter_with_blocks_is_run():
