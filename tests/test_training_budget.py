@@ -58,6 +58,25 @@ def test_process_start_time_counts_the_startup_a_budget_must_cover():
     assert -0.05 <= before_sleep < now and now - before_sleep >= 1.5  # (clock ticks are 10 ms)
 
 
+def test_measuring_traces_only_what_a_run_traces():
+    """The training and test steps; not Keras' predict function, which a run never uses (its report
+    predicts eagerly, evaluate.predict_dataset): tracing it cost ~0.9 s of a tiny model's measuring
+    and was counted as tracing the run would do."""
+    import keras
+    import numpy as np
+
+    from kconvnext.training.budget import measure_costs
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    saved = []
+    costs = measure_costs(lambda: model, (np.zeros((8, 4), "float32"), np.zeros((8, 2), "float32")), saved.append,
+                          max_seconds=0.1)
+    assert model.train_function is not None and model.test_function is not None
+    assert model.predict_function is None
+    assert saved == [model] and costs.images_per_sec > 0 and costs.trace_seconds >= 0
+
+
 @pytest.mark.parametrize("minutes,speed", [(0, 10.0), (-1, 10.0), (5, 0.0)])
 def test_plan_rejects_nonsense(minutes, speed):
     with pytest.raises(ValueError, match="budget_minutes|throughput"):

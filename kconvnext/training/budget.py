@@ -21,7 +21,7 @@ import keras
 class Costs:
     """What a budgeted run spends its time on, measured on a throwaway model (measure_costs)."""
     images_per_sec: float  # training steps
-    trace_seconds: float = 0.0  # tracing/compiling the train, test and predict functions, once each
+    trace_seconds: float = 0.0  # tracing/compiling the train and test functions, once each
     eval_images_per_sec: float = float("inf")  # validation / prediction
     save_seconds: float = 0.0  # writing one .keras checkpoint (loading one costs about as much)
 
@@ -162,8 +162,9 @@ def measure_costs(build_compiled_model, batch, save, warmup_steps=2, min_steps=2
     """Costs of a throwaway model on one real batch (weights of the real run untouched).
 
     The first steps trace and compile, so they are timed apart (trace_seconds, with the first test
-    and predict calls); then training steps are timed until max_steps or max_seconds, whichever
-    comes first (but at least min_steps), evaluation once, and `save(model)` once.
+    call); then training steps are timed until max_steps or max_seconds, whichever comes first (but
+    at least min_steps), evaluation once, and `save(model)` once. Keras' predict function is not
+    traced: a run never uses it (its report predicts eagerly, evaluate.predict_dataset).
     """
     model = build_compiled_model()
     x, y = batch
@@ -171,7 +172,6 @@ def measure_costs(build_compiled_model, batch, save, warmup_steps=2, min_steps=2
     for _ in range(warmup_steps):
         model.train_on_batch(x, y)
     model.test_on_batch(x, y)
-    model.predict_on_batch(x)
     trace = time.perf_counter() - start
     steps, start = 0, time.perf_counter()
     while steps < min_steps or (steps < max_steps and time.perf_counter() - start < max_seconds):
@@ -187,7 +187,7 @@ def measure_costs(build_compiled_model, batch, save, warmup_steps=2, min_steps=2
     save_seconds = time.perf_counter() - start
     del model
     # The warmup steps were steps too: what they took beyond a timed step is the tracing.
-    trace = max(0.0, trace - warmup_steps * seconds / steps - 2 * eval_seconds)
+    trace = max(0.0, trace - warmup_steps * seconds / steps - eval_seconds)
     return Costs(steps * n / seconds, trace, n / max(eval_seconds, 1e-9), save_seconds)
 
 
