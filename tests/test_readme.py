@@ -240,12 +240,19 @@ def command_arguments(command, workspace, append=""):
     return [home + a[1:] if a.startswith("~/") else a for a in args]
 
 
+def command_key(command, workspace, append=""):
+    """What identifies a documented command's run in workspace["printed"] / ["ran_before"]: its
+    program and the arguments it runs with."""
+    return (command.split()[0], *command_arguments(command, workspace, append))
+
+
 def run_cli(command, workspace, append="", expect=0, as_process=False):
     """Run a documented command line in the workspace; its exit code must be `expect`; returns what
     it printed (stdout and stderr as one stream, in the order a terminal shows them). `python cli.py`
     runs in this process unless `as_process`; the `kconvnext` console script always as a process.
     Each run's exit code and output are kept in workspace["printed"] under its program and arguments."""
-    args = command_arguments(command, workspace, append)
+    key = command_key(command, workspace, append)
+    args = list(key[1:])
     if command.startswith("kconvnext "):  # the console script pip installed beside this Python
         script = Path(sys.executable).parent / "kconvnext"
         assert script.is_file(), f"the kconvnext console script is not installed beside {sys.executable}"
@@ -255,7 +262,7 @@ def run_cli(command, workspace, append="", expect=0, as_process=False):
     else:
         code, output = _run_in_this_process(args, workspace)
     assert code == expect, f"{command} exited {code} (expected {expect}):\n{output[-6000:]}"
-    workspace["printed"][(command.split()[0], *args)] = (code, output)
+    workspace["printed"][key] = (code, output)
     return output
 
 
@@ -416,12 +423,12 @@ def run_blocks(blocks, workspace):
         elif kind == "bash":
             for command in cli_commands(code):
                 append = options.get("append", "")
-                if (command.split()[0], *command_arguments(command, workspace, append)) in workspace["ran_before"]:
+                if command_key(command, workspace, append) in workspace["ran_before"]:
                     continue  # the user ran it before this chapter (the main job): its run folder is here
                 run_cli(command, workspace, append, int(options.get("expect", 0)))
         elif kind == "output":
             command, expect = options["cmd"], int(options.get("expect", 0))
-            earlier = workspace["printed"].get((command.split()[0], *command_arguments(command, workspace)))
+            earlier = workspace["printed"].get(command_key(command, workspace))
             if earlier:
                 assert earlier[0] == expect, f"{where}: {command} exited {earlier[0]} (expected {expect})"
                 output = earlier[1]
@@ -456,7 +463,7 @@ class ReadmeChapter:
         if self.after_main_job or any(block[0] == "setup" for block in blocks):
             shutil.copytree(request.getfixturevalue("main_job_run"), workspace["work"] / MAIN_JOB_RUN)
             command, append = main_job_command()
-            workspace["ran_before"].add((command.split()[0], *command_arguments(command, workspace, append)))
+            workspace["ran_before"].add(command_key(command, workspace, append))
         run_blocks(blocks, workspace)
 
 
@@ -493,7 +500,7 @@ def test_an_output_block_of_a_command_already_run_checks_what_it_printed(tmp_pat
     workspace = {"work": tmp_path, "env": {"HOME": str(tmp_path)}, "weights": tmp_path / "weights", "printed": {},
                  "ran_before": set()}
     command = "python cli.py train nosuchdata convnext_atto --epochs 1"  # run again, it would exit 2
-    workspace["printed"][("python", *command_arguments(command, workspace))] = (0, "model convnext_atto\nfinished 1 epoch(s)\n")
+    workspace["printed"][command_key(command, workspace)] = (0, "model convnext_atto\nfinished 1 epoch(s)\n")
     run_blocks([("output", {"cmd": command}, "", "model     convnext_atto\n...\nfinished 3 epoch(s)", 1)], workspace)
     with pytest.raises(AssertionError, match="not found"):
         run_blocks([("output", {"cmd": command}, "", "model     resnet18", 1)], workspace)
@@ -505,7 +512,7 @@ def test_a_command_the_user_ran_before_the_chapter_is_not_run_again(tmp_path):
     workspace = {"work": tmp_path, "env": {"HOME": str(tmp_path)}, "weights": tmp_path / "weights", "printed": {},
                  "ran_before": set()}
     command = "python cli.py train nosuchdata convnext_atto"  # run, it exits 2
-    workspace["ran_before"].add(("python", *command_arguments(command, workspace, "--epochs 1")))
+    workspace["ran_before"].add(command_key(command, workspace, "--epochs 1"))
     run_blocks([("bash", {"append": "--epochs 1"}, "bash", command, 1)], workspace)
     with pytest.raises(AssertionError, match="exited 2"):
         run_blocks([("bash", {"append": "--epochs 2"}, "bash", command, 1)], workspace)

@@ -30,7 +30,7 @@ def write_saved_model(model, path, *, class_names, image_size, crop_ratio, metad
     """Write `model` (logits out, [0, 255] pixels in) as a SavedModel at `path` (a version folder)."""
     names = tf.constant(list(class_names), dtype=tf.string)
 
-    # The model is traced once: the bytes signature calls the pixels signature's concrete function
+    # The model is traced for one signature: the bytes one calls the pixels one's concrete function
     # (calling the tf.function inside another graph would trace it again), and the model is not
     # `track`ed (ExportArchive finds the variables in the endpoints; tracking only adds a walk for
     # lookup tables, which traces the model's default save signature too). ConvNeXt-T: 5 traces ->
