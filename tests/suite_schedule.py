@@ -48,5 +48,4 @@ def store_durations(totals, path=DURATIONS_FILE):
     merged = {**stored_durations(path), **{name: round(seconds, 1) for name, seconds in totals.items()}}
     root = path.parent.parent
     merged = {name: seconds for name, seconds in merged.items() if (root / name.split("::")[0]).is_file()}
-    lines = [f"  {json.dumps(name)}: {seconds}" for name, seconds in sorted(merged.items())]
-    path.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")

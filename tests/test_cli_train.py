@@ -12,6 +12,7 @@ import pytest
 
 from kconvnext.commands import build_parser
 from kconvnext.commands import main as cli_main
+from training_helpers import steps_per_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 # A tiny ConvNeXt at 32 px on 32 real images per split, augmentation off so it can visibly fit them.
@@ -131,7 +132,7 @@ def test_resume_after_sigkill_mid_epoch(tmp_path, catsdogs_dir, capsys):
     import kconvnext.training  # noqa: F401  (registers RecipeAdamW for load_model)
 
     model = keras.models.load_model(run / "checkpoints/last.keras")
-    steps = json.loads((run / "run.json").read_text())["steps_per_epoch"]
+    steps = steps_per_epoch(run)
     assert int(model.optimizer.iterations) == 4 * steps  # exactly the steps of an uninterrupted run
     assert not list((run / "checkpoints").glob(".*tmp*"))
 

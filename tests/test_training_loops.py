@@ -16,18 +16,15 @@ import tensorflow as tf
 
 from kconvnext.training.model_setup import schedule_for
 from test_training_trainer import _flat, run
+from training_helpers import steps_per_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _steps(run_dir):
-    return json.loads((Path(run_dir) / "run.json").read_text())["steps_per_epoch"]
 
 
 @pytest.mark.slow
 def test_resume_under_mixed_float16_with_more_epochs_uses_the_stretched_schedule(tmp_path):
     first = run(tmp_path, epochs=1, mixed_precision="mixed_float16", ema=False)
-    steps = _steps(first.run_dir)
+    steps = steps_per_epoch(first.run_dir)
     assert isinstance(first.model.optimizer, keras.optimizers.LossScaleOptimizer)
     resumed = run(tmp_path, epochs=2, mixed_precision="mixed_float16", ema=False)
     optimizer = resumed.model.optimizer

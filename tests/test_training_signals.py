@@ -14,6 +14,7 @@ import pytest
 from kconvnext.training.signals import Terminated, sigterm_as_interrupt
 from test_cli_train import TINY, cli, env, main
 from test_training_trainer import run
+from training_helpers import steps_per_epoch
 
 
 # The measured estimate a batch end prints (callbacks.Throughput), the sign that fit is stepping and the
@@ -114,7 +115,7 @@ def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path
     assert "terminated (SIGTERM): saved" in output, output[-3000:]
     state = json.loads((run_dir / "state.json").read_text())
     assert state["interrupted"] and (run_dir / "checkpoints/last.keras").is_file()
-    steps = json.loads((run_dir / "run.json").read_text())["steps_per_epoch"]
+    steps = steps_per_epoch(run_dir)
     assert state["interrupted_at"]["optimizer_steps"] == state.get("completed_epochs", 0) * steps + \
         state["interrupted_at"]["batches"] < 2 * steps  # stopped at a batch end, position recorded exactly
     again = main(argv[2:])  # the same command, in this process (only the signal needs one of its own)
@@ -124,5 +125,5 @@ def test_cli_train_sigterm_saves_exits_130_and_the_same_command_resumes(tmp_path
     import kconvnext.training  # noqa: F401  (registers RecipeAdamW for load_model)
 
     model = keras.models.load_model(run_dir / "checkpoints/last.keras")
-    steps = json.loads((run_dir / "run.json").read_text())["steps_per_epoch"]
+    steps = steps_per_epoch(run_dir)
     assert int(model.optimizer.iterations) == 2 * steps  # resumed at the next batch, none trained twice

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from kconvnext.training import TrainingDiverged, train
-from training_helpers import count_model_saves, synthetic_bundle, tiny_run
+from training_helpers import count_model_saves, steps_per_epoch, synthetic_bundle, tiny_run
 
 def run(tmp_path, name="run", **kwargs):
     return tiny_run(tmp_path / name, **kwargs)
@@ -90,7 +90,7 @@ class InterruptAt(keras.callbacks.Callback):
 @pytest.mark.slow
 def test_ctrl_c_mid_epoch_resumes_at_the_next_batch(tmp_path, trained_run):
     full = trained_run.result  # the uninterrupted run: the same call as below, never stopped
-    steps = json.loads((full.run_dir / "run.json").read_text())["steps_per_epoch"]
+    steps = steps_per_epoch(full.run_dir)
     lines = []
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, "stopped", callbacks=[InterruptAt(epoch=2, batch=2)], verbose=1, print_fn=lines.append)

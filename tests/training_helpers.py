@@ -46,6 +46,13 @@ def tiny_run(output, **kwargs):
                  output=output, overrides=TINY, **args)
 
 
+def steps_per_epoch(run_dir):
+    """The optimizer steps of one epoch of a run, as its run.json records them."""
+    from kconvnext.run_folder import RunFolder
+
+    return RunFolder(run_dir).info()["steps_per_epoch"]
+
+
 def count_model_saves(monkeypatch, module):
     """The file names `module.save_model_atomic` writes from now on (it still writes them): a
     checkpoint that should be a copy of another must not be serialised again."""
