@@ -92,5 +92,8 @@ def test_auto_starts_one_process_more_than_the_cores(monkeypatch):
     monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
     monkeypatch.setattr(conftest.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert conftest.pytest_xdist_auto_num_workers(config=None) == 3
+    monkeypatch.delattr(conftest.os, "sched_getaffinity")  # macOS has no affinity: all its cores
+    monkeypatch.setattr(conftest.os, "cpu_count", lambda: 4)
+    assert conftest.pytest_xdist_auto_num_workers(config=None) == 5
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")  # xdist's own override still decides
     assert conftest.pytest_xdist_auto_num_workers(config=None) is None
