@@ -29,15 +29,14 @@ def pytest_addoption(parser):
                           "(the order the processes are handed work in: tests/suite_schedule.py)")
 
 
+@pytest.hookimpl(wrapper=True)
 def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: one process per core plus one (xdist's default is one per core). Much of a
-    process's time is waiting (on a child process it started, a file lock, a disk write), which left
-    a core idle: on the 2-core machine three processes ran the suite in 579 s, two in 625-674 s.
-    PYTEST_XDIST_AUTO_NUM_WORKERS, xdist's own setting, still wins (None: xdist decides)."""
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # (macOS)
-    return cores + 1
+    """`-n auto`: xdist's count of the cores plus one. Much of a process's time is waiting (on a child
+    process it started, a file lock, a disk write), which left a core idle: on the 2-core machine three
+    processes ran the suite in 579 s, two in 625-674 s. PYTEST_XDIST_AUTO_NUM_WORKERS (xdist's own
+    setting) is taken as it is."""
+    workers = yield
+    return workers if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else workers + 1
 
 
 def pytest_collection_modifyitems(items):

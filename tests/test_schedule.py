@@ -2,6 +2,7 @@
 
 The suite's wall time is the busier process's: a long scope handed out last runs alone at the end.
 """
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -83,17 +84,13 @@ def test_stored_durations_sum_a_scopes_phases_keep_the_others_and_drop_gone_modu
     assert suite_schedule.stored_durations(path) == {"tests/test_a.py::Chapter": 30.0, "tests/test_b.py": 3.8}
 
 
-def test_auto_starts_one_process_more_than_the_cores(monkeypatch):
-    """`-n auto` (pytest.ini) starts one test process per core plus one: while a process waits (on a
-    child process it started, a file lock, a disk write), the extra one keeps the cores busy. On the
-    2-core machine a whole run took 579 s with three processes, against 625-674 s with two."""
-    import conftest
+def test_auto_starts_one_process_more_than_the_cores(monkeypatch, pytestconfig):
+    """`-n auto` (pytest.ini): one test process more than xdist counts cores (tests/conftest.py)."""
+    from xdist.plugin import pytest_xdist_auto_num_workers as xdist_count
 
     monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
-    monkeypatch.setattr(conftest.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    assert conftest.pytest_xdist_auto_num_workers(config=None) == 3
-    monkeypatch.delattr(conftest.os, "sched_getaffinity")  # macOS has no affinity: all its cores
-    monkeypatch.setattr(conftest.os, "cpu_count", lambda: 4)
-    assert conftest.pytest_xdist_auto_num_workers(config=None) == 5
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert xdist_count(pytestconfig) == 2
+    assert pytestconfig.hook.pytest_xdist_auto_num_workers(config=pytestconfig) == 3
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")  # xdist's own override still decides
-    assert conftest.pytest_xdist_auto_num_workers(config=None) is None
+    assert pytestconfig.hook.pytest_xdist_auto_num_workers(config=pytestconfig) == 5
