@@ -143,7 +143,9 @@ def test_matches_torch_on_jax_too():
     """The same checks on the JAX backend (a child process: the backend is fixed at import)."""
     pytest.importorskip("jax")
     env = jax_env(fast_compile=False)  # a numerical comparison
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+    # -n0: this one module in the child process itself (pytest.ini's -n auto started three test
+    # processes, each importing Keras and JAX for it: 15 s, against 5 s in one).
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider", __file__],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "4 passed, 1 skipped" in proc.stdout, proc.stdout[-1000:]

@@ -7,8 +7,25 @@ import pytest
 
 from conftest import jax_env
 
-SCRIPT = r"""
-import json, numpy as np, keras, kconvnext
+WITHOUT_TENSORFLOW = r"""
+import importlib.abc, sys
+
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    # A GPU machine with JAX and no TensorFlow: any import of it fails.
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError("tensorflow is not installed here")
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+import keras, kconvnext
+"""
+
+# The model code on JAX where TensorFlow is absent, as on the GPU machine README describes (with
+# TensorFlow installed, keras.utils.set_random_seed imports it to seed it too).
+SCRIPT = WITHOUT_TENSORFLOW + r"""
+import json, numpy as np
 assert keras.backend.backend() == "jax", keras.backend.backend()
 out = {}
 # A small ConvNeXt and a small ResNeXt (grouped bottlenecks, both grouped-conv implementations).
@@ -57,19 +74,8 @@ def test_models_build_run_and_train_on_jax():
                                results["resnext-split"]["logits"], atol=1e-4)
 
 
-TRAIN_WITHOUT_TF = r"""
-import importlib.abc, json, sys
-
-
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    # A GPU machine with JAX and no TensorFlow: any import of it fails.
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ImportError("tensorflow is not installed here")
-
-
-sys.meta_path.insert(0, NoTensorFlow())
-import keras, kconvnext
+TRAIN_WITHOUT_TF = WITHOUT_TENSORFLOW + r"""
+import json
 from kconvnext.training import train
 
 result = train("cifar10", "convnext_atto", data_dir=sys.argv[1], output=sys.argv[2], verbose=0,
