@@ -208,21 +208,18 @@ def make_workspace(base, shared_data, cache):
 
 
 def _random_weights_cache(root):
-    """What the first download leaves: the converted weights of each preset, here random."""
-    code = (
-        "import sys\n"
-        "from kconvnext import create_model\n"
-        "from kconvnext.weights.presets import get_preset\n"
-        "from kconvnext.weights.pretrained import converted_cache_path, reference_kwargs\n"
-        "for model, tag in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-        "    preset = get_preset(model, tag)\n"
-        "    path = converted_cache_path(preset)\n"
-        "    path.parent.mkdir(parents=True, exist_ok=True)\n"
-        "    create_model(model, **reference_kwargs(None, preset)).save_weights(str(path))\n"
-    )
-    args = [a for pair in PRESETS for a in pair]
-    env = {**os.environ, "KCONVNEXT_CACHE_DIR": str(root), "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-c", code, *args], check=True, env=env, timeout=600)
+    """What the first download leaves: the converted weights of each preset, here random. Made in
+    this process (a child process paid TensorFlow's start-up again for it)."""
+    from kconvnext import create_model
+    from kconvnext.weights.presets import get_preset
+    from kconvnext.weights.pretrained import converted_cache_path, reference_kwargs
+
+    with _in_workspace({"work": Path.cwd(), "env": {"KCONVNEXT_CACHE_DIR": str(root)}}):
+        for model, tag in PRESETS:
+            preset = get_preset(model, tag)
+            path = converted_cache_path(preset)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            create_model(model, **reference_kwargs(None, preset)).save_weights(str(path))
 
 
 def cli_arguments(command):
