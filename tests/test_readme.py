@@ -214,7 +214,8 @@ def _random_weights_cache(root):
     from kconvnext.weights.presets import get_preset
     from kconvnext.weights.pretrained import converted_cache_path, reference_kwargs
 
-    with _in_workspace({"work": Path.cwd(), "env": {"KCONVNEXT_CACHE_DIR": str(root)}}):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KCONVNEXT_CACHE_DIR", str(root))
         for model, tag in PRESETS:
             preset = get_preset(model, tag)
             path = converted_cache_path(preset)
