@@ -8,6 +8,7 @@ count and schedule length, the images each epoch trained on, and which training 
 worker; and the EMA: how far the final weights are from the optimizer's EMA of them, and (where
 this worker's folder has one) from last.keras's raw weights.
 """
+import gc
 import json
 import os
 import sys
@@ -15,10 +16,14 @@ import sys
 os.environ["TF_CONFIG"] = sys.argv[1]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+gc.disable()  # the imports outside the collector, then frozen, as a command starts (kconvnext/commands/quiet.py)
 import numpy as np  # noqa: E402
 
 from kconvnext.training import train  # noqa: E402
 from training_helpers import synthetic_bundle  # noqa: E402
+
+gc.freeze()
+gc.enable()
 
 out = sys.argv[2]
 options = dict(epochs=3, batch_size=16, image_size=32, small_input=True, lr=2e-3, warmup_epochs=0,

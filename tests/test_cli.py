@@ -2,6 +2,7 @@
 bad numbers refused before any work, predict over a folder with broken files, eval of a run
 without naming its data set again, and the offline advice for the main job."""
 import dataclasses
+import gc
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import pytest
 
 from kconvnext.commands import COMMANDS, build_parser
 from kconvnext.commands import main as cli_main
-from kconvnext.commands.quiet import STARTUP_NOISE
+from kconvnext.commands.quiet import STARTUP_NOISE, imports_outside_gc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +78,23 @@ def test_tensorflow_startup_lines_hidden_unless_verbose():
     loud = run_cli("--verbose", "models", "--weights")
     assert loud.returncode == 0, loud.stderr[-2000:]
     assert sum(bool(STARTUP_NOISE.search(line)) for line in loud.stderr.splitlines()) >= len(noise)
+
+
+def test_start_up_imports_run_without_the_collector_and_are_frozen_after(monkeypatch):
+    """A command's start-up imports TensorFlow and Keras: ~400,000 objects that live until the process
+    ends. The collector is off while they are made and they are frozen after, so the full passes the
+    run triggers skip them; a process that had them already (a test, a notebook) is left as it is."""
+    monkeypatch.delitem(sys.modules, "keras")  # as in a fresh process
+    before = gc.get_freeze_count()
+    with imports_outside_gc():
+        assert not gc.isenabled()
+        made = [[] for _ in range(1000)]  # what the imports make
+    assert gc.isenabled() and gc.get_freeze_count() >= before + len(made)
+    monkeypatch.undo()
+    before = gc.get_freeze_count()
+    with imports_outside_gc():
+        made_again = [[] for _ in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() == before and made and made_again
 
 
 @pytest.mark.parametrize("argv,name,message", [

@@ -8,7 +8,7 @@ import pytest
 from conftest import jax_env
 
 WITHOUT_TENSORFLOW = r"""
-import importlib.abc, sys
+import gc, importlib.abc, sys
 
 
 class NoTensorFlow(importlib.abc.MetaPathFinder):
@@ -19,7 +19,10 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NoTensorFlow())
+gc.disable()  # the imports outside the collector, then frozen, as a command starts (kconvnext/commands/quiet.py)
 import keras, kconvnext
+gc.freeze()
+gc.enable()
 """
 
 # The model code on JAX where TensorFlow is absent, as on the GPU machine README describes (with

@@ -1,7 +1,9 @@
-"""How pytest-xdist hands this suite's work to its processes (pytest.ini: --dist loadscope).
+"""How pytest-xdist hands this suite's work to its processes (pytest.ini: --dist loadscope), and
+what each process spends besides the tests.
 
 The suite's wall time is the busier process's: a long scope handed out last runs alone at the end.
 """
+import gc
 import os
 from types import SimpleNamespace
 
@@ -94,3 +96,13 @@ def test_auto_starts_one_process_more_than_the_cores(monkeypatch, pytestconfig):
     assert pytestconfig.hook.pytest_xdist_auto_num_workers(config=pytestconfig) == 3
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")  # xdist's own override still decides
     assert pytestconfig.hook.pytest_xdist_auto_num_workers(config=pytestconfig) == 5
+
+
+def test_what_the_tests_imported_is_frozen_before_they_run():
+    """tests/conftest.py: the objects the test modules' imports made at collection (TensorFlow's,
+    Keras', the package's) are left out of the garbage collector's full passes, which the tests'
+    model building and tracing start dozens of times a process."""
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 10_000
+    collected = {id(obj) for obj in gc.get_objects()}  # (frozen objects are not among them)
+    assert id(suite_schedule) not in collected and id(pytest) not in collected

@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from kconvnext.commands.quiet import load_library, quiet_start
+from kconvnext.commands.quiet import imports_outside_gc, load_library, quiet_start
 
 COMMANDS = ["models", "export", "train", "eval", "predict", "compare", "roadmap"]
 # Commands whose module lives outside this folder (research beside the product, kconvnext/roadmap/).
@@ -44,8 +44,9 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    quiet_start(verbose=args.verbose)
-    load_library()
+    with imports_outside_gc():
+        quiet_start(verbose=args.verbose)
+        load_library()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
