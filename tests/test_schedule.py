@@ -5,6 +5,7 @@ The suite's wall time is the busier process's: a long scope handed out last runs
 """
 import gc
 import os
+import weakref
 from types import SimpleNamespace
 
 import pytest
@@ -106,3 +107,26 @@ def test_what_the_tests_imported_is_frozen_before_they_run():
     assert gc.get_freeze_count() > 10_000
     collected = {id(obj) for obj in gc.get_objects()}  # (frozen objects are not among them)
     assert id(suite_schedule) not in collected and id(pytest) not in collected
+
+
+def test_what_outlives_a_test_is_frozen_after_it():
+    """tests/conftest.py: after each test, what is still alive (a fixture, what TensorFlow keeps of a
+    traced step) joins the frozen objects, so later tests' full passes skip it too."""
+    from conftest import pytest_runtest_protocol
+
+    after_test = pytest_runtest_protocol(item=None, nextitem=None)
+    next(after_test)  # (the test runs here)
+    kept, dropped = [[] for _ in range(100)], _Node()
+    dropped.cycle = dropped  # garbage when the test ends: collected, not frozen
+    dropped_ref = weakref.ref(dropped)
+    del dropped
+    with pytest.raises(StopIteration) as ended:
+        after_test.send(True)
+    assert ended.value.value is True  # (the protocol's own result, passed on)
+    collected = {id(obj) for obj in gc.get_objects()}
+    assert not any(id(obj) in collected for obj in kept) and gc.isenabled()
+    assert dropped_ref() is None
+
+
+class _Node:
+    cycle = None
