@@ -17,6 +17,10 @@ setup(
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<3.16",
         "numpy>=1.26",
+        # TensorFlow's own range is >=0.5.1,<1; 0.7.0 takes 0.7 s to import (its ufunc registration in
+        # numpy), paid by every process that starts TensorFlow or JAX: each command (~3.5 s start-up)
+        # and ~28 processes of a test run. 0.6 has the same types for TensorFlow 2.21 and JAX.
+        "ml_dtypes>=0.5.1,<0.7",
         "PyYAML>=6",
         "matplotlib>=3.8",
         "safetensors>=0.4",
