@@ -18,8 +18,8 @@ setup(
         "keras>=3.15,<3.16",
         "numpy>=1.26",
         # TensorFlow's own range is >=0.5.1,<1; 0.7.0 takes 0.7 s to import (its ufunc registration in
-        # numpy), paid by every process that starts TensorFlow or JAX: each command (~3.5 s start-up)
-        # and ~28 processes of a test run. 0.6 has the same types for TensorFlow 2.21 and JAX.
+        # numpy), paid by every process that starts TensorFlow or JAX: each command (3.4-3.55 s with
+        # 0.6.0, 4.2-4.6 s with 0.7.0) and each process of a test run. 0.7 adds types neither uses.
         "ml_dtypes>=0.5.1,<0.7",
         "PyYAML>=6",
         "matplotlib>=3.8",
@@ -31,7 +31,7 @@ setup(
     # Recipes are data users read and edit at the top of the repo; regular installs get a copy.
     data_files=[("share/kconvnext/recipes", sorted(glob.glob("recipes/*.yaml")))],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.8", "jax[cpu]>=0.4.30"],
+        "test": ["pytest>=8", "pytest-xdist>=3.8", "jax[cpu]>=0.4.30", "packaging>=22"],
     },
     entry_points={"console_scripts": ["kconvnext=kconvnext_cli:main"]},
 )
