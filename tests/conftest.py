@@ -40,16 +40,17 @@ def pytest_xdist_auto_num_workers(config):
     return workers if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else workers + 1
 
 
-def pytest_configure(config):
-    """The collector off while the test modules import TensorFlow, Keras and JAX (collection); see
-    pytest_runtest_protocol."""
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """The collector off while the test modules import TensorFlow, Keras and JAX, and what they made
+    (~400,000 objects) frozen once collection ends; see pytest_runtest_protocol. Around collection
+    itself: pytest-xdist's controller process skips collection, and keeps its collector."""
     gc.disable()
-
-
-def pytest_collection_finish(session):
-    """What the imports made (~400,000 objects) frozen: see pytest_runtest_protocol."""
-    gc.freeze()
-    gc.enable()
+    try:
+        return (yield)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 @pytest.hookimpl(wrapper=True)

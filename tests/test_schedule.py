@@ -102,16 +102,16 @@ def test_auto_starts_one_process_more_than_the_cores(monkeypatch, pytestconfig):
 def test_what_collection_imports_is_made_without_the_collector_and_frozen():
     """tests/conftest.py: the test modules' imports (TensorFlow's, Keras', the package's objects) are
     made with the garbage collector off and frozen when collection ends, so the first test of each
-    process (a long one: the longest go first) has the full passes skip them too. The hooks are
-    driven here as pytest calls them: the per-test freeze would hide a missing collection freeze."""
-    from conftest import pytest_collection_finish, pytest_configure
+    process (a long one: the longest go first) has the full passes skip them too. The hook is
+    driven here as pytest calls it: the per-test freeze would hide a missing collection freeze."""
+    from conftest import pytest_collection
 
-    pytest_configure(config=None)
-    try:
-        assert not gc.isenabled()
-        imported = [[] for _ in range(100)]  # what the test modules' imports make
-    finally:
-        pytest_collection_finish(session=None)
+    collection = pytest_collection(session=None)
+    next(collection)  # (the test modules are imported here)
+    assert not gc.isenabled()
+    imported = [[] for _ in range(100)]  # what the test modules' imports make
+    with pytest.raises(StopIteration):
+        collection.send(None)
     collected = {id(obj) for obj in gc.get_objects()}  # (frozen objects are not among them)
     assert gc.isenabled() and not any(id(obj) in collected for obj in imported)
 
@@ -137,3 +137,33 @@ def test_what_outlives_a_test_is_frozen_after_it():
 
 class _Node:
     cycle = None
+
+
+CONTROLLER_GC = """
+import gc, os
+
+def pytest_sessionfinish(session):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller: it hands out tests, collects none
+        with open(os.environ["GC_STATE_FILE"], "w") as f:
+            f.write(str(gc.isenabled()))
+"""
+
+
+@pytest.mark.slow
+def test_the_controller_process_keeps_its_collector(tmp_path):
+    """With pytest-xdist the controller never collects (its processes do), so it never reaches the
+    hook that re-enables the collector after collection: it ran a whole suite with the collector off,
+    keeping every cycle of its reports until it ended."""
+    import subprocess
+    import sys
+
+    (tmp_path / "controller_gc.py").write_text(CONTROLLER_GC)
+    state = tmp_path / "state"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+           "GC_STATE_FILE": str(state)}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "1", "-p", "no:cacheprovider", "-p",
+                             "controller_gc", "tests/test_schedule.py::test_auto_starts_one_process_more_than_the_cores"],
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert state.read_text() == "True"
