@@ -159,8 +159,8 @@ def test_the_controller_process_keeps_its_collector(tmp_path):
 
     (tmp_path / "controller_gc.py").write_text(CONTROLLER_GC)
     state = tmp_path / "state"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-           "GC_STATE_FILE": str(state)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}  # (a run of its own)
+    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]), GC_STATE_FILE=str(state))
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "1", "-p", "no:cacheprovider", "-p",
                              "controller_gc", "tests/test_schedule.py::test_auto_starts_one_process_more_than_the_cores"],
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
