@@ -1,7 +1,11 @@
 """The environment the tests run in is the one setup.py asks for: a version setup.py rules out (a
-stale virtual environment, a pin added later) is named here, not met as an odd failure elsewhere."""
+stale virtual environment, a pin added later) is named here, not met as an odd failure elsewhere;
+and the interpreter CI makes that environment with (.ci/python)."""
 import ast
+import os
+import subprocess
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from packaging.requirements import Requirement
 
@@ -30,9 +34,6 @@ def test_installed_versions_meet_setup_py():
 
 def ci_python(**env):
     """The interpreter .ci/run makes its virtualenv with (what `.ci/python` prints)."""
-    import os
-    import subprocess
-
     environment = {k: v for k, v in os.environ.items() if k != "KCONVNEXT_CI_PYTHON"}
     result = subprocess.run(["bash", str(ROOT / ".ci" / "python")], env={**environment, **env},
                             capture_output=True, text=True, timeout=60)
@@ -44,9 +45,6 @@ def test_ci_makes_its_venv_with_the_system_python_when_it_can():
     """The suite's time is mostly Python's own (Keras building, TensorFlow tracing): the system's
     statically linked /usr/bin/python3 ran it in 433.6 s against 506.5 s for pyenv's shared-library
     build (.ci/python says more). Any 3.10+ that can make a venv qualifies; else python3 from PATH."""
-    import subprocess
-    from pathlib import Path
-
     system = Path("/usr/bin/python3")
     qualifies = system.is_file() and subprocess.run(
         [str(system), "-c", "import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))"],
