@@ -5,11 +5,15 @@ The suite's wall time is the busier process's: a long scope handed out last runs
 """
 import gc
 import os
+import subprocess
+import sys
 import weakref
 from types import SimpleNamespace
 
 import pytest
 import suite_schedule
+
+from conftest import ROOT
 
 loadscope = pytest.importorskip("xdist.scheduler.loadscope")
 
@@ -154,16 +158,13 @@ def test_the_controller_process_keeps_its_collector(tmp_path):
     """With pytest-xdist the controller never collects (its processes do), so it never reaches the
     hook that re-enables the collector after collection: it ran a whole suite with the collector off,
     keeping every cycle of its reports until it ended."""
-    import subprocess
-    import sys
-
     (tmp_path / "controller_gc.py").write_text(CONTROLLER_GC)
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}  # (a run of its own)
     env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]), GC_STATE_FILE=str(state))
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "1", "-p", "no:cacheprovider", "-p",
                              "controller_gc", "tests/test_schedule.py::test_auto_starts_one_process_more_than_the_cores"],
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
+                            cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert state.read_text() == "True"
