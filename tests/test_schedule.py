@@ -103,6 +103,26 @@ def test_auto_starts_one_process_more_than_the_cores(monkeypatch, pytestconfig):
     assert pytestconfig.hook.pytest_xdist_auto_num_workers(config=pytestconfig) == 5
 
 
+def test_processes_sharing_the_cores_run_one_compute_thread_each():
+    """Under `-n auto` three test processes share two cores; TensorFlow's and OpenBLAS' pools each
+    took a thread per core in every process (tests/conftest.py). One process alone (-n0, -n 1)
+    keeps them; a value the user set is kept."""
+    from conftest import one_compute_thread_per_process
+
+    alone = {"PYTEST_XDIST_WORKER": "gw0", "PYTEST_XDIST_WORKER_COUNT": "1"}
+    for environ in ({}, alone):
+        before = dict(environ)
+        one_compute_thread_per_process(environ)
+        assert environ == before
+    shared = {"PYTEST_XDIST_WORKER": "gw1", "PYTEST_XDIST_WORKER_COUNT": "3", "OPENBLAS_NUM_THREADS": "2"}
+    one_compute_thread_per_process(shared)
+    assert shared["TF_NUM_INTRAOP_THREADS"] == "1" and shared["OPENBLAS_NUM_THREADS"] == "2"
+    # This process follows the rule already (conftest applies it when it is imported, before TensorFlow is).
+    current = dict(os.environ)
+    one_compute_thread_per_process(current)
+    assert current == dict(os.environ)
+
+
 def test_what_collection_imports_is_made_without_the_collector_and_frozen():
     """tests/conftest.py: the test modules' imports (TensorFlow's, Keras', the package's objects) are
     made with the garbage collector off and frozen when collection ends, so the first test of each
