@@ -58,12 +58,21 @@ def save_model_atomic(model, path):
     _fsync_replace(tmp, path)
 
 
-def copy_file_atomic(source, path):
-    """A copy of `source` to a temporary file beside `path`, then renamed over it."""
+def link_file_atomic(source, path):
+    """`path` becomes the file `source` is (a hard link beside it, renamed over `path`): no bytes
+    copied or synced again (a ConvNeXt-T checkpoint with its optimizer state is 319 MB). Writers here
+    replace files by renaming, never in place, so a later `source` is a new file and `path` keeps
+    this one. Where the file system has no hard links, an atomic copy."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    shutil.copyfile(source, tmp)
-    _fsync_replace(tmp, path)
+    tmp.unlink(missing_ok=True)  # (left by a killed run)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+        _fsync_replace(tmp, path)
+        return
+    os.replace(tmp, path)
 
 
 def write_text_atomic(path, text):

@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from kconvnext.files import copy_file_atomic, save_model_atomic
+from kconvnext.files import link_file_atomic, save_model_atomic
 from kconvnext.run_folder import RunFolder
 from kconvnext.training.buffer_ema import model_buffers
 
@@ -189,8 +189,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         if candidates:
             value, which = max(candidates, key=lambda c: c[0])
             if self.state.get("best_accuracy") is None or value > self.state["best_accuracy"]:
-                if which == "raw":  # the model last.keras holds: a copy (no second serialisation)
-                    copy_file_atomic(self.last_path, self.best_path)
+                if which == "raw":  # the model last.keras holds: that file (no second serialisation)
+                    link_file_atomic(self.last_path, self.best_path)
                 else:
                     _swap_ema(self.model)
                     try:

@@ -18,7 +18,7 @@ import time
 import keras
 import numpy as np
 
-from kconvnext.files import copy_file_atomic, save_model_atomic
+from kconvnext.files import link_file_atomic, save_model_atomic
 from kconvnext.run_folder import RunFolder
 from kconvnext.training.model_setup import build_model
 from kconvnext.training.schedules import WarmupCosine
@@ -183,7 +183,7 @@ def run_probe(model_name, config, splits, run_dir, *, print_fn=print, verbose=1)
     run = RunFolder(run_dir)
     run.update_info({"eval_transform": transform.to_dict()})
     save_model_atomic(net, run.last_checkpoint)
-    copy_file_atomic(run.last_checkpoint, run.best_checkpoint)  # = last: no selection on validation
+    link_file_atomic(run.last_checkpoint, run.best_checkpoint)  # = last: no selection on validation
     state = {**run.state(), "completed_epochs": len(history),
              "history": history, "best_accuracy": report["top1"], "best_epoch": len(history),
              "best_weights": "raw", "linear_probe": True}
