@@ -12,12 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def one_compute_thread_per_process(environ):
     """One compute thread per test process when several share the cores (`-n auto`: three on two,
     pytest.ini): TensorFlow's intra-op pool and OpenBLAS' each start a thread per core in every
-    process, six threads contending for two cores, spinning while they wait for work. With one each,
-    the whole suite took 855 s of CPU against 908 s (438 s against 464 s, one run after the other;
-    clean-clone CI runs afterwards, 478 s and 464 s, stayed inside the earlier spread: the gain is
-    smaller than this machine's noise).
-    Set in the environment before TensorFlow is imported, so the processes the tests start follow
-    it; one process alone keeps every core; a value already set is kept."""
+    process, six threads contending for two cores, spinning while they wait for work (what it saved,
+    measured: README, Contributing). Set in the environment before TensorFlow is imported, so the
+    processes the tests start follow it; one process alone keeps every core; a value already set is kept."""
     if environ.get("PYTEST_XDIST_WORKER") and int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         for name in ("TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_THREADS"):
             environ.setdefault(name, "1")

@@ -85,3 +85,26 @@ def test_a_run_start_removes_what_a_killed_atomic_write_left(tmp_path):
     write_run_files(folder.root, config_from_dict({}), "recipes/x.yaml", None, bundle)
     assert not any(p.exists() for p in partial)
     assert all(p.is_file() for p in kept) and folder.recipe_yaml.is_file()
+
+
+def test_best_keras_links_last_keras_even_after_a_killed_link_and_copies_where_links_fail(tmp_path, monkeypatch):
+    """files.link_file_atomic (best.keras = the last.keras just saved): a temporary left by a run
+    killed mid-link does not turn the link into a copy; a file system without hard links (some
+    network and FAT mounts) gets an atomic copy, no temporary left either way."""
+    from kconvnext import files
+
+    last, best = _touch(tmp_path / "last.keras", "epoch 1"), _touch(tmp_path / "best.keras", "epoch 0")
+    _touch(tmp_path / ".best.keras.tmp", "half")  # (a kill between the link and the rename)
+    files.link_file_atomic(last, best)
+    assert best.samefile(last)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]
+
+    def no_links(source, target):
+        raise OSError("hard links are not supported here")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    _touch(tmp_path / "new.keras", "epoch 2").replace(last)  # a new last.keras, renamed in as files.py writes
+    assert best.read_text() == "epoch 1"  # the link kept its epoch
+    files.link_file_atomic(last, best)
+    assert best.read_text() == "epoch 2" and not best.samefile(last)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]

@@ -188,22 +188,6 @@ def test_finetune_recipe_starts_from_the_checkpoint(tmp_path, catsdogs_dir):
     assert scales["head_fc"] == 1.0 and scales["stem"] < scales["stages_3_blocks_0"] < 1.0
 
 
-def test_where_hard_links_fail_best_keras_is_an_atomic_copy(tmp_path, monkeypatch):
-    """A file system without hard links (some network and FAT mounts): best.keras is a copy."""
-    from kconvnext import files
-
-    def no_links(source, target):
-        raise OSError("hard links are not supported here")
-
-    monkeypatch.setattr(files.os, "link", no_links)
-    source, target = tmp_path / "last.keras", tmp_path / "best.keras"
-    source.write_bytes(b"epoch 1")
-    target.write_bytes(b"epoch 0")
-    files.link_file_atomic(source, target)
-    assert target.read_bytes() == b"epoch 1" and not target.samefile(source)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]  # no temporary left
-
-
 def test_a_best_epoch_of_raw_weights_links_last_keras(tmp_path, monkeypatch):
     """A new best on the raw weights is the model that last.keras has just saved: best.keras is that
     file (a hard link: neither a second serialisation nor a copy and its fsync, 319 MB for a
