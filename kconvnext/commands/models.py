@@ -35,7 +35,8 @@ DEFAULT_CLASSES = 1000
 
 
 def measure(name, image_size=None, num_classes=DEFAULT_CLASSES, small_input=False):
-    """One row (name, family, params, GFLOPs, resolution) from a fresh build of the model."""
+    """One row (name, family, params, GFLOPs, resolution) from a fresh build of the model's
+    architecture (its variables' shapes; their values are never made)."""
     import keras
 
     from kconvnext.applications import create_model
@@ -44,9 +45,13 @@ def measure(name, image_size=None, num_classes=DEFAULT_CLASSES, small_input=Fals
 
     spec = get_spec(name)
     size = image_size or spec.default_size
-    model = create_model(name, input_shape=(size, size, 3), num_classes=num_classes, small_input=small_input)
-    row = {"model": name, "family": spec.family, "params": count_params(model),
-           "gflops": round(count_macs(model) / 1e9, 3), "image_size": size}
+    # Shapes only: variables made in this scope get no values (Keras' deferred initialisation) and
+    # keep none when it ends, so convnext_xl's 1.4 GB of weights are never allocated; clear_session
+    # then drops them from Keras' list of variables waiting for values.
+    with keras.StatelessScope(initialize_variables=False):
+        model = create_model(name, input_shape=(size, size, 3), num_classes=num_classes, small_input=small_input)
+        row = {"model": name, "family": spec.family, "params": count_params(model),
+               "gflops": round(count_macs(model) / 1e9, 3), "image_size": size}
     del model
     keras.backend.clear_session()
     return row
@@ -54,8 +59,8 @@ def measure(name, image_size=None, num_classes=DEFAULT_CLASSES, small_input=Fals
 
 def stored_sizes():
     """{name: row} of model_sizes.json: every shipped variant at its default size with 1000 classes,
-    measured by tools/make_model_sizes.py. Listing reads it because building all 29 variants (350M
-    parameters for convnext_xl) took a minute; tests/test_models.py rebuilds each and compares."""
+    measured by tools/make_model_sizes.py. Listing reads it because measuring all 29 variants takes
+    ~40 s of building and tracing (shapes only, see measure); tests/test_models.py re-measures each."""
     return {row["model"]: row for row in json.loads(SIZES_FILE.read_text())}
 
 
