@@ -30,6 +30,9 @@ def _sentinel(signum, frame):  # a handler of the caller's that training must le
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_saves_a_checkpoint_and_restores_the_handler(tmp_path):
+    """A stop in the first epoch, before any checkpoint exists: SIGTERM is raised as Terminated, a
+    KeyboardInterrupt, so this is also Ctrl-C's first-epoch path (fit_loop catches both alike;
+    Ctrl-C from a callback, later in a run: test_training_trainer's mid-epoch resume test)."""
     class Term(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if batch == 1:

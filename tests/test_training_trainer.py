@@ -157,15 +157,6 @@ def test_a_model_that_answers_one_class_gets_a_warning(tmp_path, trained_run):
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint(tmp_path):
-    with pytest.raises(KeyboardInterrupt):  # in the first epoch: no checkpoint exists yet
-        run(tmp_path, epochs=2, callbacks=[InterruptAt(epoch=1, batch=2)])
-    state = json.loads((tmp_path / "run/state.json").read_text())
-    assert state["interrupted"] and (tmp_path / "run/checkpoints/last.keras").is_file()
-    assert int(keras.models.load_model(tmp_path / "run/checkpoints/last.keras").optimizer.iterations) == 2
-
-
-@pytest.mark.slow
 def test_finetune_recipe_starts_from_the_checkpoint(tmp_path, catsdogs_dir):
     """The fine-tuning path end to end: recipes/catsdogs_finetune.yaml + pretrained=FILE (a timm
     checkpoint of a small ConvNeXt, 7 classes) -> a 2-class model whose backbone starts from the
