@@ -47,14 +47,15 @@ def measure(name, image_size=None, num_classes=DEFAULT_CLASSES, small_input=Fals
     size = image_size or spec.default_size
     # Shapes only: variables made in this scope get no values (Keras' deferred initialisation) and
     # keep none when it ends, so convnext_xl's 1.4 GB of weights are never allocated; clear_session
-    # then drops them from Keras' list of variables waiting for values.
-    with keras.StatelessScope(initialize_variables=False):
-        model = create_model(name, input_shape=(size, size, 3), num_classes=num_classes, small_input=small_input)
-        row = {"model": name, "family": spec.family, "params": count_params(model),
-               "gflops": round(count_macs(model) / 1e9, 3), "image_size": size}
-    del model
-    keras.backend.clear_session()
-    return row
+    # then drops them from Keras' list of variables waiting for values (else the next model built
+    # would give them values).
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = create_model(name, input_shape=(size, size, 3), num_classes=num_classes, small_input=small_input)
+            return {"model": name, "family": spec.family, "params": count_params(model),
+                    "gflops": round(count_macs(model) / 1e9, 3), "image_size": size}
+    finally:
+        keras.backend.clear_session()
 
 
 def stored_sizes():
