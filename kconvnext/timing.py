@@ -1,6 +1,8 @@
 """The one timing rule for every speed figure kconvnext prints (`cli.py roadmap`, benchmarks/):
-the median of a few calls after warm-up calls, on random pixels of the model's input range; and the
-CPU's instruction flags, which decide the kernels (and so the speed) a library picks at run time."""
+the median of a few calls after warm-up calls, on random pixels of the model's input range; the
+CPU's instruction flags, which decide the kernels (and so the speed) a library picks at run time;
+and when this process started, which a command's time budget counts from."""
+import os
 import statistics
 import time
 
@@ -34,3 +36,19 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     except OSError:
         pass
     return set()
+
+
+def process_start_time():
+    """time.time() at which this process started (Linux: /proc), or None where that is unknown.
+
+    `cli.py train --budget-minutes` passes it to train(started=...) so that the budget covers the
+    whole command, the interpreter and TensorFlow starting included, not only the train() call.
+    """
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime (after "pid (comm)")
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))

@@ -79,7 +79,7 @@ def check_names(dataset, models):
 def run(args):
     check_names(args.dataset, [args.model])
     from kconvnext.training import TrainingDiverged, train
-    from kconvnext.training.budget import process_start_time
+    from kconvnext.timing import process_start_time
 
     try:  # (started: a --budget-minutes run covers the whole command, Python and TensorFlow starting too)
         train(args.dataset, args.model, recipe=args.recipe, output=args.output, data_dir=args.data_dir,

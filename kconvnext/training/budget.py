@@ -11,7 +11,6 @@ report. The cosine schedule then ends when the budget does. The plan is saved in
 resumed run keeps it instead of re-measuring on a busier machine.
 """
 import dataclasses
-import os
 import time
 
 import keras
@@ -189,22 +188,6 @@ def measure_costs(build_compiled_model, batch, save, warmup_steps=2, min_steps=2
     # The warmup steps were steps too: what they took beyond a timed step is the tracing.
     trace = max(0.0, trace - warmup_steps * seconds / steps - eval_seconds)
     return Costs(steps * n / seconds, trace, n / max(eval_seconds, 1e-9), save_seconds)
-
-
-def process_start_time():
-    """time.time() at which this process started (Linux: /proc), or None where that is unknown.
-
-    `cli.py train --budget-minutes` passes it to train(started=...) so that the budget covers the
-    whole command, the interpreter and TensorFlow starting included, not only the train() call.
-    """
-    try:
-        with open("/proc/self/stat") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime (after "pid (comm)")
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def plan_from_state(state):

@@ -71,7 +71,7 @@ def train(dataset, model, *, recipe=None, output=None, data_dir=None, resume=Non
         called after the strategy is set up (multi-worker needs that before any tensor exists).
     callbacks: extra keras callbacks, run after ours (single-worker fit only).
     started: time.time() from which budget_minutes counts (default: this call; the CLI passes its
-        process start, budget.process_start_time(), so a budget covers the whole command).
+        process start, timing.process_start_time(), so a budget covers the whole command).
     Raises TrainingDiverged on a NaN/inf loss (the last good checkpoint is kept).
     """
     started = time.time() if started is None else float(started)
