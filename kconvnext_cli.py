@@ -10,10 +10,16 @@ import importlib.util
 import sys
 
 
-def main(argv=None):
+def package_without_init():
+    """Put the kconvnext package in place without running its __init__ (nothing if it is imported
+    already, or not installed: the next import says so); its light modules then import alone."""
     spec = None if "kconvnext" in sys.modules else importlib.util.find_spec("kconvnext")
-    if spec is not None:  # (None: not installed; the import below says so)
+    if spec is not None:
         sys.modules["kconvnext"] = importlib.util.module_from_spec(spec)  # (__init__ not run yet)
+
+
+def main(argv=None):
+    package_without_init()
     from kconvnext.commands import main as commands_main
 
     return commands_main(argv)
