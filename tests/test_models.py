@@ -58,6 +58,32 @@ def test_stored_sizes_match_a_fresh_build_and_the_references(name):
         assert grown_mb < 64, f"measuring {name} raised peak memory by {grown_mb:.0f} MB"
 
 
+def test_measuring_computes_no_initial_values_and_collects_no_garbage(monkeypatch):
+    """measure() traces the model on shapes only: no initializer runs (each one's random ops were
+    graph-built at every variable read: a quarter of measuring's time) and no full garbage collection
+    (Keras' clear_session(free_memory=True): another sixth, longer in a process holding many objects)."""
+    import gc
+
+    calls = []
+    for cls in {c for c in vars(keras.initializers).values()
+                if isinstance(c, type) and issubclass(c, keras.initializers.Initializer)}:
+        original = cls.__call__
+        monkeypatch.setattr(cls, "__call__", lambda self, *a, _original=original, **k: (
+            calls.append(type(self).__name__), _original(self, *a, **k))[1])
+    collections = []
+    record = lambda phase, info: collections.append(info["generation"]) if phase == "start" else None  # noqa: E731
+    gc.disable()
+    gc.callbacks.append(record)
+    try:
+        row = measure("convnext_atto")
+    finally:
+        gc.callbacks.remove(record)
+        gc.enable()
+    assert row == STORED["convnext_atto"]
+    assert calls == [], f"initializers ran while measuring: {sorted(set(calls))}"
+    assert 2 not in collections, "measuring ran a full garbage collection"
+
+
 def test_gflops_match_published_figures():
     # Papers: ConvNeXt-T 4.5, ResNet-50 4.1 (multiply-adds, 224 px). The stored rows are
     # flops.count_macs of fresh builds (checked above).
