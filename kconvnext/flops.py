@@ -75,13 +75,13 @@ class _CallTraced(keras.layers.Layer):
         self.model = model
 
     def call(self, inputs):
-        zeros = {}
+        zeros, mapping = {}, []
         for v in self.model.weights:
             key = (tuple(v.shape), v.dtype)
             if key not in zeros:
-                zeros[key] = keras.ops.zeros(v.shape, v.dtype)
-        with keras.StatelessScope(state_mapping=[(v, zeros[(tuple(v.shape), v.dtype)])
-                                                 for v in self.model.weights]):
+                zeros[key] = keras.ops.zeros(*key)
+            mapping.append((v, zeros[key]))
+        with keras.StatelessScope(state_mapping=mapping):
             return self.model(inputs, training=False)
 
 
