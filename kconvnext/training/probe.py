@@ -150,13 +150,21 @@ def train_head(net, features, config, num_classes, log_dir, verbose=1):
                  loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     log_dir.mkdir(parents=True, exist_ok=True)
-    history = head.fit(
-        train_x, keras.utils.to_categorical(train_y, num_classes), batch_size=config.batch_size,
-        epochs=config.epochs, shuffle=True, verbose=verbose,
-        validation_data=(val_x, keras.utils.to_categorical(val_y, num_classes)),
-        callbacks=[keras.callbacks.CSVLogger(str(log_dir / "training.csv"))])
+    # Datasets made once, shuffled anew each epoch from the recipe's seed: from numpy arrays Keras
+    # slices them again for every epoch's iterator (3.4x the CPU of 30 epochs on 32 images).
+    train = (_feature_dataset(train_x, train_y, num_classes)
+             .shuffle(len(train_y), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size))
+    validation = _feature_dataset(val_x, val_y, num_classes).batch(config.batch_size)
+    history = head.fit(train, epochs=config.epochs, verbose=verbose, validation_data=validation, shuffle=False,
+                       callbacks=[keras.callbacks.CSVLogger(str(log_dir / "training.csv"))])
     epochs = len(history.history["loss"])
     return head, [{k: float(v[i]) for k, v in history.history.items()} for i in range(epochs)]
+
+
+def _feature_dataset(features, labels, num_classes):
+    import tensorflow as tf  # the probe runs on the TensorFlow backend only (trainer._train_probe)
+
+    return tf.data.Dataset.from_tensor_slices((features, keras.utils.to_categorical(labels, num_classes)))
 
 
 def run_probe(model_name, config, splits, run_dir, *, print_fn=print, verbose=1):
