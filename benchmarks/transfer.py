@@ -25,27 +25,34 @@ from kconvnext.training import probe
 from kconvnext.training.recipes import load_recipe
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cats_and_dogs_filtered"
+SIZE = 224
 
 
-def measure(name, data_dir, limit, repeats, tmp):
-    config, _ = load_recipe("catsdogs_probe", overrides={"pretrained": None, "limit": limit, "epochs": 30})
-    splits = select_splits("catsdogs", data_dir=str(data_dir), image_size=224, batch_size=config.batch_size,
+def measure(name, data_dir, limit, repeats, tmp, image_size=SIZE, **model_kwargs):
+    config, _ = load_recipe("catsdogs_probe", overrides={"pretrained": None, "limit": limit, "epochs": 30,
+                                                         "image_size": image_size})
+    splits = select_splits("catsdogs", data_dir=str(data_dir), image_size=image_size, batch_size=config.batch_size,
                            limit=limit)
-    net = kconvnext.create_model(name, num_classes=2)
-    batch = random_images(config.batch_size, 224)
+    shape = (image_size, image_size, 3)
+    net = kconvnext.create_model(name, num_classes=2, input_shape=shape, **model_kwargs)
+    batch = random_images(config.batch_size, image_size)
     infer = config.batch_size / median_seconds(lambda: net.predict(batch, verbose=0), warmup=1, repeats=repeats)
 
     shutil.rmtree(tmp / name, ignore_errors=True)  # a cached feature file would time nothing
     started = time.perf_counter()
-    features = probe.compute_features(net, splits, config, tmp / name, print_fn=lambda *a: None, verbose=0)
+    # Random weights (speed does not depend on them), preprocessed as the ImageNet preset's probe is.
+    transform = kconvnext.preprocessing_for(name, "imagenet").at_size(image_size)
+    features = probe.compute_features(net, splits, config, tmp / name, transform, print_fn=lambda *a: None,
+                                      verbose=0)
     head_started = time.perf_counter()
     probe.train_head(net, features, config, 2, tmp / name / "logs", verbose=0)
     head_seconds = time.perf_counter() - head_started
     total = time.perf_counter() - started
 
-    tune = kconvnext.create_model(name, num_classes=2)
+    tune = kconvnext.create_model(name, num_classes=2, input_shape=shape, **model_kwargs)
     tune.compile(optimizer=keras.optimizers.AdamW(1e-4), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    x, y = random_images(16, 224), keras.utils.to_categorical(np.arange(16) % 2, 2)
+    tune.optimizer.build(tune.trainable_variables)  # as a run does before fit, not inside the first traced step
+    x, y = random_images(16, image_size), keras.utils.to_categorical(np.arange(16) % 2, 2)
     finetune = 16 / median_seconds(lambda: tune.train_on_batch(x, y), warmup=1, repeats=repeats)
     n = features["images"]
     return {
