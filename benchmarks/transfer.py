@@ -30,7 +30,9 @@ SIZE = 224
 
 
 def measure(name, data_dir, limit, repeats, tmp, image_size=SIZE, **model_kwargs):
-    config, _ = load_recipe("catsdogs_probe", overrides={"pretrained": None, "limit": limit, "epochs": 30,
+    # The main job's probe (its ImageNet preset's transform included) on random weights: the model is
+    # built here without loading any, since speed does not depend on them.
+    config, _ = load_recipe("catsdogs_probe", overrides={"pretrained": "imagenet", "limit": limit, "epochs": 30,
                                                          "image_size": image_size})
     splits = select_splits("catsdogs", data_dir=str(data_dir), image_size=image_size, batch_size=config.batch_size,
                            limit=limit)
@@ -41,10 +43,8 @@ def measure(name, data_dir, limit, repeats, tmp, image_size=SIZE, **model_kwargs
 
     shutil.rmtree(tmp / name, ignore_errors=True)  # a cached feature file would time nothing
     started = time.perf_counter()
-    # Random weights (speed does not depend on them), preprocessed as the ImageNet preset's probe is.
-    transform = kconvnext.preprocessing_for(name, "imagenet").at_size(image_size)
-    features = probe.compute_features(net, splits, config, tmp / name, transform, print_fn=lambda *a: None,
-                                      verbose=0)
+    features = probe.compute_features(net, splits, config, tmp / name, probe.probe_transform(name, config),
+                                      print_fn=lambda *a: None, verbose=0)
     head_started = time.perf_counter()
     probe.train_head(net, features, config, 2, tmp / name / "logs", verbose=0)
     head_seconds = time.perf_counter() - head_started
